@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from eval_fixtures import randomize, tiny_net_text
+
 # (file in skimage/data, label): real photographs of several sizes and aspect ratios.
 PHOTOS = (("chelsea.png", 3), ("coffee.png", 1), ("rocket.jpg", 4), ("astronaut.png", 0))
 
@@ -39,3 +41,28 @@ def photo_list(photo_root) -> Path:
     path = photo_root / "list.txt"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def caffe():
+    import os
+
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    caffe = pytest.importorskip("caffe")
+    caffe.set_mode_cpu()
+    return caffe
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, caffe):
+    """models/tiny/{deploy,deploy_dense}.prototxt and trained-looking weights saved by Caffe."""
+    def make(kernel: int):
+        folder = tmp_path_factory.mktemp(f"tiny_k{kernel}") / "tiny"
+        folder.mkdir()
+        (folder / "deploy.prototxt").write_text(tiny_net_text(dense=False, kernel=kernel))
+        (folder / "deploy_dense.prototxt").write_text(tiny_net_text(dense=True, kernel=kernel))
+        net = caffe.Net(str(folder / "deploy.prototxt"), caffe.TEST)
+        randomize(net)
+        net.save(str(folder / "tiny.caffemodel"))
+        return folder
+    return make
