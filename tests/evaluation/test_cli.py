@@ -97,6 +97,7 @@ def test_weights_that_do_not_fit_name_the_layer(tiny, tiny_model, photo_root, ph
     (("--scales", "256 abc"), ["test scales"]),
     (("--model", "Z"), ["neither a prototxt file nor a config"]),
     (("--mean", "1 2"), ["--mean"]),
+    (("--num-classes", "7"), ["'fc8'", "does not fit"]),
 ])
 def test_bad_input_is_one_line_and_exit_1(tiny, photo_root, photo_list, tmp_path, capsys, change, words):
     args = run_args(tiny, photo_root, photo_list, tmp_path / "out", "--scales", "256")
@@ -136,3 +137,13 @@ def test_module_entry_point_and_argparse_errors(repo_root):
     result = subprocess.run([sys.executable, "-m", "evaluation", "run", "--protocol", "three"],
                             capture_output=True, text=True, cwd=repo_root)
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_caffe_net_command_writes_the_net_and_dense_weights(tiny, tmp_path, capsys):
+    args = ["caffe-net", "--model", str(tiny / "deploy_dense.prototxt"), "--weights", str(tiny / "tiny.caffemodel"),
+            "--scale", "384", "--source", str(tmp_path / "val_lmdb"), "--out", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "test_dense_Q384.prototxt").is_file() and (tmp_path / "tiny_dense.caffemodel").is_file()
+    assert f"caffe test -model {tmp_path / 'test_dense_Q384.prototxt'} -weights {tmp_path / 'tiny_dense.caffemodel'}" in out
+    assert "smallest_side_test: 384" in (tmp_path / "test_dense_Q384.prototxt").read_text()
