@@ -17,6 +17,8 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from . import posteriors as post
 from .scales import ScaleError, format_test_scales, parse_test_scales, parse_train_scale, regime_in_name
 
@@ -156,8 +158,7 @@ def command_run(args) -> int:
             scored = PROTOCOL_FUNCTIONS[protocol](net, listing, root, scale, mean_bgr, **options)
             run = post.Posteriors(model=name, train_scale=train_label, protocol=protocol, scales=(scale,),
                                   images=scored.images, labels=scored.labels,
-                                  probs=scored.probs.reshape(len(scored.images), -1) if scored.images else
-                                  scored.probs.reshape(0, nets.num_classes),
+                                  probs=scored.probs if scored.images else np.zeros((0, nets.num_classes)),
                                   skipped=scored.skipped, seconds=scored.seconds,
                                   flip=protocol != post.DENSE or not args.no_flip, weights=str(args.weights))
             path = post.save(run, out / "posteriors" / run.file_name())

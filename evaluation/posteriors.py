@@ -15,14 +15,14 @@ models; with the paper's equal numbers of scales this is the plain mean of all p
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from .atomic import replacing
 
 DENSE = "dense"
 MULTICROP = "multi-crop"
@@ -97,10 +97,7 @@ class Posteriors:
 def save(posteriors: Posteriors, path: str | Path) -> Path:
     """Write an npz atomically (temp file in the same directory, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp.npz", dir=path.parent)
-    os.close(fd)
-    try:
+    with replacing(path, suffix=".tmp.npz") as tmp:
         np.savez(tmp, format_version=FORMAT_VERSION, model=posteriors.model,
                  train_scale=posteriors.train_scale, protocol=posteriors.protocol,
                  scales=np.asarray(posteriors.scales, dtype=np.int64),
@@ -110,11 +107,6 @@ def save(posteriors: Posteriors, path: str | Path) -> Path:
                  skipped=np.asarray(posteriors.skipped, dtype=str),
                  seconds=float(posteriors.seconds), flip=bool(posteriors.flip),
                  weights=posteriors.weights, members=np.asarray(posteriors.members, dtype=str))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 
@@ -207,6 +199,3 @@ def _require_same(parts: Sequence[Posteriors], attribute: str, what: str) -> Non
     if len(values) != 1:
         raise PosteriorsError(f"{what} needs one {attribute}, got {values}")
 
-
-def with_fields(posteriors: Posteriors, **fields) -> Posteriors:
-    return replace(posteriors, **fields)

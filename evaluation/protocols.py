@@ -131,9 +131,14 @@ class _Accumulator:
                       seconds=seconds)
 
 
-def _load(root: Path, item: ListedImage, side: int) -> np.ndarray | None:
-    image = load_image(root / item.path)
-    return None if image is None else rescale_smallest_side(image, side)
+def _rescaled_images(listing: Sequence[ListedImage], root: Path, side: int, acc: _Accumulator):
+    """(index, image rescaled to smallest side `side`) of each readable image; the others skipped."""
+    for index, item in enumerate(listing):
+        image = load_image(root / item.path)
+        if image is None:
+            acc.skip(index)
+            continue
+        yield index, rescale_smallest_side(image, side)
 
 
 def evaluate_dense(net, listing: Sequence[ListedImage], root: str | Path, scale: int,
@@ -161,11 +166,7 @@ def evaluate_dense(net, listing: Sequence[ListedImage], root: str | Path, scale:
         acc.add([index for index, _ in entries], dense_posteriors(net, batch))
 
     start = time.monotonic()
-    for index, item in enumerate(listing):
-        image = _load(root, item, test_side(scale, crop))
-        if image is None:
-            acc.skip(index)
-            continue
+    for index, image in _rescaled_images(listing, root, test_side(scale, crop), acc):
         shape = image.shape[:2]
         pending[shape].append((index, image))
         if flip:
@@ -192,11 +193,7 @@ def evaluate_multicrop(net, listing: Sequence[ListedImage], root: str | Path, sc
     crops_per_image = len(multi_crops(np.zeros((crop, crop, 3), np.uint8), crop))
     acc = _Accumulator(listing, crops_per_image, progress)
     start = time.monotonic()
-    for index, item in enumerate(listing):
-        image = _load(root, item, test_side(scale, crop))
-        if image is None:
-            acc.skip(index)
-            continue
+    for index, image in _rescaled_images(listing, root, test_side(scale, crop), acc):
         crops = multi_crops(image, crop)
         for first in range(0, len(crops), batch_size):
             chunk = crops[first:first + batch_size]

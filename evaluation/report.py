@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from . import posteriors as post
+from .atomic import write_text
 from .metrics import topk_error
 from .scales import format_test_scales
 
@@ -139,23 +138,10 @@ def csv_text(rows: Sequence[Row]) -> str:
     return buffer.getvalue()
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_report(runs: Iterable[post.Posteriors], out_dir: str | Path, title: str = "Evaluation") -> list[Row]:
     """<out_dir>/report.md and <out_dir>/results.csv; returns the rows."""
     out_dir = Path(out_dir)
     rows = build_rows(list(runs))
-    write_atomic(out_dir / "results.csv", csv_text(rows))
-    write_atomic(out_dir / "report.md", markdown(rows, title))
+    write_text(out_dir / "results.csv", csv_text(rows))
+    write_text(out_dir / "report.md", markdown(rows, title))
     return rows

@@ -8,7 +8,7 @@ import numpy as np
 def tiny_net_text(dense: bool, kernel: int = 3, widths=(4, 8, 8, 8, 8), fc=16, classes=10, crop=224) -> str:
     """A five-block VGG-shaped net under the authors' layer names (conv{b}_1, pool{b}, fc6-8,
     prob): FC deploy, or its dense form (fc6 a 7x7 conv, fc7/fc8 1x1) when `dense`."""
-    lines = [f'name: "tiny"',
+    lines = ['name: "tiny"',
              f'layer {{ name: "input" type: "Input" top: "data" '
              f'input_param {{ shape {{ dim: 1 dim: 3 dim: {crop} dim: {crop} }} }} }}']
     bottom = "data"

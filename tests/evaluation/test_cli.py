@@ -3,7 +3,6 @@ import csv
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from evaluation import posteriors as post

@@ -7,7 +7,7 @@ import pytest
 
 from evaluation import posteriors as post
 from evaluation.metrics import topk_correct, topk_error
-from evaluation.report import build_rows, csv_text, markdown, write_report
+from evaluation.report import build_rows, write_report
 
 IMAGES = ("a.jpg", "b.jpg", "c.jpg", "d.jpg")
 LABELS = np.array([2, 0, 6, 1])
