@@ -209,7 +209,8 @@ def resolve_model(model: str, repo_root: str | Path = ".") -> ModelSpec:
                 fc = None
             dense = param
         else:
-            fc, dense = param, densify(param)
+            sibling = path.with_name("deploy_dense.prototxt")
+            fc, dense = param, read_net_param(sibling) if sibling.is_file() else densify(param)
         crop = input_size(fc) if fc is not None else input_size(dense)
         return ModelSpec(_name_from_path(path), dense, fc, crop, str(path))
     from prototxt_gen import generate, table

@@ -121,3 +121,16 @@ def test_multicrop_averages_the_50_crops(nets3, photo_root):
     # Through the dense net (1x1 map on a crop) multi-crop gives the same posteriors.
     via_dense = evaluate_multicrop(nets3.dense, listing, photo_root, 256, MEAN, show_progress=False)
     np.testing.assert_allclose(via_dense.probs, scored.probs, rtol=1e-4)
+
+
+def test_an_fc_deploy_path_finds_its_dense_sibling_or_is_converted(tiny_model, tmp_path):
+    folder = tiny_model(3)
+    spec = resolve_model(str(folder / "deploy.prototxt"))
+    assert spec.fc is not None and spec.dense.layer[-2].type == "Convolution"
+    alone = tmp_path / "alone.prototxt"
+    alone.write_text((folder / "deploy.prototxt").read_text())
+    converted = resolve_model(str(alone))
+    assert converted.name == "alone"
+    assert [(l.name, l.type) for l in converted.dense.layer] == [(l.name, l.type) for l in spec.dense.layer]
+    fc6 = [next(l for l in s.dense.layer if l.name == "fc6").convolution_param for s in (converted, spec)]
+    assert list(fc6[0].kernel_size) == list(fc6[1].kernel_size) == [7] and fc6[0].num_output == fc6[1].num_output
