@@ -1,0 +1,285 @@
+"""Build the training data of Sec. 3.1: one LMDB per scale S, the statistics, a skip report.
+
+Sec. 3.1 trains at fixed S = 256 and S = 384 and with S jittered in [256, 512]; the jittered
+nets read the S = 512 LMDB and the patched DataTransformer shrinks each image to its drawn S,
+so training only ever downsamples. `build()` writes, per split, into OUT:
+    S<S>_lmdb      Caffe Datum records (encoded JPEG, label), keys `%08d_<path>` (Caffe's
+                   convert_imageset style), in a seeded shuffled order for training
+    stats.json     the training set's mean pixel and colour PCA (data_prep/stats.py schema)
+    mean.binaryproto  the mean pixel as a 1x3x1x1 BlobProto
+    report.txt     one line per skipped input: path<TAB>reason<TAB>detail
+
+Work split: worker processes read, decode, rescale and encode (each image once, for every
+scale); this process alone writes the LMDBs, in input order. Outputs are built under
+temporary names and published only when complete (atomic.py); stats.json is published last
+and removed first, so its presence marks a complete set.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import cv2
+import lmdb
+
+from . import atomic
+from .convert import ConvertOptions, Converted, convert_image, read_image_file
+from .imagefile import CORRUPT, BadImage
+from .lmdb_writer import ScaleLmdbs, lmdb_name
+from .progress import Progress
+from .sources import Inputs, Skipped, read_inputs
+from .stats import Stats, save_stats
+from .statistics import StatsAccumulator, mean_blobproto
+
+STATS_FILE = "stats.json"
+MEAN_FILE = "mean.binaryproto"
+REPORT_FILE = "report.txt"
+
+
+class BuildError(RuntimeError):
+    """The run failed as a whole; nothing half-written was published."""
+
+
+class _NothingWritten(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    root: str
+    listing: str                    # a list file or a class-folder tree
+    out: str
+    options: ConvertOptions
+    classes_file: str | None = None
+    num_classes: int | None = None
+    shuffle: bool = True
+    seed: int = 0
+    workers: int = 0                # 0: one per available core
+    batch_records: int = 1000       # records per LMDB transaction
+    progress: bool = True
+
+
+@dataclass
+class BuildResult:
+    out: str
+    scales: tuple[int, ...]
+    inputs: int
+    written: int
+    skipped: list[Skipped]
+    notes: Counter
+    value_bytes: dict[int, int]
+    file_bytes: dict[int, int]
+    seconds: float
+    workers: int
+    stats: Stats | None
+    ignored: int = 0
+    leftovers_removed: list[str] = field(default_factory=list)
+
+    @property
+    def reasons(self) -> Counter:
+        return Counter(s.reason for s in self.skipped)
+
+    @property
+    def bad_fraction(self) -> float:
+        return len(self.skipped) / self.inputs if self.inputs else 0.0
+
+
+def default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+# Worker side: the options arrive once per process, then only (index, path) per image.
+_options: ConvertOptions | None = None
+
+
+def _init_worker(options: ConvertOptions) -> None:
+    global _options
+    _options = options
+    # One core per worker: OpenCV's own threads would only compete with the other workers.
+    cv2.setNumThreads(1)
+    # Ctrl-C is the parent's to handle (it stops the pool and removes temporary outputs).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _convert_task(task: tuple[int, str]) -> Converted | BadImage:
+    index, full_path = task
+    try:
+        return convert_image(read_image_file(full_path), _options, index)
+    except BadImage as exc:
+        return exc
+    except cv2.error as exc:  # OpenCV's own checks (e.g. its size limits) on a hostile file
+        return BadImage(CORRUPT, "OpenCV: " + " ".join(str(exc).split())[-200:])
+
+
+def _results(tasks, options: ConvertOptions, workers: int):
+    """Each task's result, in task order."""
+    if workers <= 1:
+        _init_worker(options)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        yield from map(_convert_task, tasks)
+        return
+    # spawn: workers start clean, without this process's threads or open LMDB handles.
+    context = multiprocessing.get_context("spawn")
+    pool = context.Pool(workers, initializer=_init_worker, initargs=(options,))
+    try:
+        yield from pool.imap(_convert_task, tasks, chunksize=8)
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def _datum_bytes(caffe_pb2, height: int, width: int, data: bytes, label: int) -> bytes:
+    return caffe_pb2.Datum(channels=3, height=height, width=width, data=data, label=label,
+                           encoded=True).SerializeToString()
+
+
+def load_caffe_pb2():
+    try:
+        from caffe.proto import caffe_pb2
+    except ImportError as exc:
+        raise BuildError(f"Caffe's Python module is not importable ({exc}); run `make setup`") from None
+    return caffe_pb2
+
+
+def _prepare_out(out: str, scales) -> list[str]:
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as exc:
+        raise BuildError(f"cannot create the output directory {out}: {exc.strerror or exc}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise BuildError(f"the output directory is not writable: {out}")
+    names = [lmdb_name(s) for s in scales] + [STATS_FILE, MEAN_FILE, REPORT_FILE]
+    try:
+        return atomic.remove_leftovers(out, names)
+    except atomic.OutputBusy as exc:
+        raise BuildError(str(exc)) from None
+
+
+def report_text(skipped) -> str:
+    return "".join(f"{s.where}\t{s.reason}\t{s.detail}\n" for s in skipped)
+
+
+def build(config: BuildConfig) -> BuildResult:
+    """Convert, write and publish; BuildError (nothing published) when the run fails."""
+    start = time.monotonic()
+    options = config.options
+    caffe_pb2 = load_caffe_pb2()
+    inputs: Inputs = read_inputs(config.root, config.listing, config.classes_file, config.num_classes)
+    leftovers = _prepare_out(config.out, options.scales)
+
+    order = list(inputs.entries)
+    if config.shuffle:
+        random.Random(config.seed).shuffle(order)
+    tasks = [(entry.index, os.path.join(config.root, entry.path)) for entry in order]
+    workers = max(1, min(config.workers or default_workers(), len(tasks) or 1))
+    total = len(inputs.entries) + len(inputs.skipped)
+    failed: list[tuple[int, Skipped]] = []  # (input position, why): reported in input order
+    notes: Counter = Counter()
+    accumulator = StatsAccumulator(options.seed)
+    progress = Progress(len(tasks), enabled=config.progress)
+
+    try:
+        lmdbs = ScaleLmdbs(config.out, options.scales, config.batch_records)
+    except (OSError, lmdb.Error) as exc:
+        raise BuildError(f"cannot create the LMDBs in {config.out}: {_describe(exc)}") from None
+    try:
+        for entry, result in zip(order, _results(tasks, options, workers)):
+            if isinstance(result, BadImage):
+                failed.append((entry.index, Skipped(entry.path, result.reason, result.detail)))
+            else:
+                key = f"{lmdbs.records:08d}_".encode() + os.fsencode(entry.path)
+                lmdbs.put(key, [_datum_bytes(caffe_pb2, h, w, data, entry.label)
+                                for h, w, data in result.records])
+                accumulator.add(result)
+                notes.update(result.notes)
+            progress.update(progress.done + 1, len(failed))
+        progress.close()
+        skipped = inputs.skipped + [s for _, s in sorted(failed, key=lambda f: f[0])]
+        report = report_text(skipped)
+        if lmdbs.records == 0:
+            atomic.write_file(os.path.join(config.out, REPORT_FILE), report.encode())
+            raise _NothingWritten(f"no image could be converted ({len(skipped)} skipped):"
+                             f" see {os.path.join(config.out, REPORT_FILE)}")
+        lmdbs.finish()
+        stats = accumulator.result()
+        # stats.json marks a complete set: take it away while the set changes.
+        atomic.remove(os.path.join(config.out, STATS_FILE))
+        atomic.write_file(os.path.join(config.out, REPORT_FILE), report.encode())
+        atomic.write_file(os.path.join(config.out, MEAN_FILE), mean_blobproto(stats.mean_bgr, caffe_pb2))
+        lmdbs.publish()
+        save_stats(stats, os.path.join(config.out, STATS_FILE))
+    except _NothingWritten as exc:
+        lmdbs.discard()
+        raise BuildError(str(exc)) from None
+    except (OSError, lmdb.Error) as exc:
+        lmdbs.discard()
+        raise BuildError(f"writing {config.out} failed: {_describe(exc)} ({_free_space(config.out)});"
+                         f" temporary outputs removed") from None
+    except BaseException:
+        lmdbs.discard()
+        raise
+
+    file_bytes = {s: os.path.getsize(os.path.join(lmdbs.final[s], "data.mdb")) for s in options.scales}
+    return BuildResult(out=config.out, scales=options.scales, inputs=total, written=lmdbs.records,
+                       skipped=skipped, notes=notes, value_bytes=dict(lmdbs.value_bytes),
+                       file_bytes=file_bytes, seconds=time.monotonic() - start, workers=workers,
+                       stats=stats, ignored=inputs.ignored, leftovers_removed=leftovers)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}" + (f" ({exc.filename})" if exc.filename else "")
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _free_space(path: str) -> str:
+    """How much room is left there: LMDB reports a full disk as an I/O error."""
+    try:
+        fs = os.statvfs(path)
+    except OSError:
+        return "free space unknown"
+    return f"{fs.f_bavail * fs.f_frsize / 1e9:.2f} GB free there"
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def summary(result: BuildResult) -> str:
+    rate = result.written / result.seconds if result.seconds > 0 else 0.0
+    lines = [f"Wrote {result.written} of {result.inputs} images to {result.out} in {result.seconds:.1f} s"
+             f" ({rate:.1f} img/s, {result.workers} worker{'s' if result.workers != 1 else ''}):"]
+    for s in result.scales:
+        lines.append(f"  S={s:<5d} {lmdb_name(s):<12s} {result.written} records, JPEG data"
+                     f" {_size(result.value_bytes[s])}, LMDB file {_size(result.file_bytes[s])}")
+    if result.skipped:
+        lines.append(f"Skipped {len(result.skipped)} ({100 * result.bad_fraction:.2f}%), listed in"
+                     f" {os.path.join(result.out, REPORT_FILE)}:")
+        lines += [f"  {reason:<22s} {count}" for reason, count in sorted(result.reasons.items())]
+    else:
+        lines.append("Skipped none.")
+    if result.notes:
+        lines.append("Notes on the images written:")
+        lines += [f"  {note:<34s} {count}" for note, count in sorted(result.notes.items())]
+    if result.ignored:
+        lines.append(f"Ignored {result.ignored} files without an image extension in the class tree.")
+    if result.leftovers_removed:
+        lines.append(f"Removed leftovers of an interrupted run: {', '.join(result.leftovers_removed)}")
+    stats = result.stats
+    lines.append(f"Mean pixel (BGR) {[round(v, 3) for v in stats.mean_bgr]} over {stats.num_pixels} pixels"
+                 f" at S={result.scales[0]}; colour PCA eigenvalues"
+                 f" {[round(v, 5) for v in stats.pca.eigenvalues]} from {stats.pca.sample_pixels} sampled pixels:"
+                 f" {os.path.join(result.out, STATS_FILE)}")
+    return "\n".join(lines)
