@@ -87,6 +87,8 @@ def _notes(config, profile, options) -> list[str]:
         "**Validation during training** is Caffe's single centre crop; the paper's tables use dense and "
         "multi-crop evaluation (`deploy_dense.prototxt`, `vgg-eval`).",
     ]
+    if config.note:
+        notes.append(f"**What the paper says.** {config.note}")
     if config.lrn:
         notes.append(f"**LRN.** AlexNet's LRN divides by (k + alpha x sum a^2)^beta; Caffe's divides alpha by "
                      f"local_size, so AlexNet's alpha {number(table.LRN_ALPHA)} is written as "
@@ -142,6 +144,8 @@ def model_readme(config: table.Config, profile: table.Profile, options) -> str:
         files=files, recipe=recipe_rows, regimes=_regime_rows(config, profile, options),
         commands=_commands(config, profile, options), from_a=from_a, notes=_notes(config, profile, options),
         name=config.name,
+        table3=[[s, q, f"{top1}", f"{top5}"] for s, q, top1, top5 in table.TABLE3.get(config.name, [])]
+        if paper else [],
         a_first_four=", ".join(c.name for c in table.conv_layers(table.CONFIGS["A"], profile)[:4]),
         own_first_four=", ".join(config.conv_names()[:4]),
     )

@@ -54,6 +54,7 @@ class Config:
     stacks: tuple[tuple[Conv, ...], ...]  # five conv stacks, each followed by a max-pool
     lrn: bool = False  # A-LRN: LRN after the first conv layer (Table 1)
     source: str = "Table 1"
+    note: str = ""  # what the paper says of this config beyond Table 1
 
     @property
     def weight_layers(self) -> int:
@@ -80,7 +81,10 @@ CONFIGS: dict[str, Config] = {c.name: c for c in (
     Config("D", (_stack("3-64x2"), _stack("3-128x2"), _stack("3-256x3"), _stack("3-512x3"), _stack("3-512x3"))),
     Config("E", (_stack("3-64x2"), _stack("3-128x2"), _stack("3-256x4"), _stack("3-512x4"), _stack("3-512x4"))),
     Config("B-5x5", (_stack("5-64"), _stack("5-128"), _stack("5-256"), _stack("5-512"), _stack("5-512")),
-           source="Sec. 4.1"),
+           source="Sec. 4.1",
+           note="Sec. 4.1: B with each pair of 3x3 convs replaced by one 5x5 conv of the same receptive "
+                "field; its top-1 error (centre crop) was 7% higher than B's, so a deep net with small "
+                "filters beats a shallower one with larger filters."),
 )}
 
 ALIASES = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
@@ -218,6 +222,17 @@ def regimes(profile: Profile) -> list[Regime]:
     # Sec. 3.2: "Q = 0.5(S_min + S_max)" for jittered S
     third = Regime(f"S{lo}-{hi}", (lo, hi), (lo + hi) // 2, recipe.finetune_lr, second.name, False)
     return [first, second, third]
+
+
+# Table 3 (single test scale, ILSVRC-2012 val): (train S, test Q, top-1 %, top-5 %), what to expect.
+TABLE3 = {
+    "A": [("256", "256", 29.6, 10.4)],
+    "A-LRN": [("256", "256", 29.7, 10.5)],
+    "B": [("256", "256", 28.7, 9.9)],
+    "C": [("256", "256", 28.1, 9.4), ("384", "384", 28.1, 9.3), ("[256;512]", "384", 27.3, 8.8)],
+    "D": [("256", "256", 27.0, 8.8), ("384", "384", 26.8, 8.7), ("[256;512]", "384", 25.6, 8.1)],
+    "E": [("256", "256", 27.3, 9.0), ("384", "384", 26.9, 8.7), ("[256;512]", "384", 25.5, 8.0)],
+}
 
 
 # --------------------------------------------------------------------------- derived quantities
