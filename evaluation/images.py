@@ -1,7 +1,7 @@
 """Test images: the list, isotropic rescaling, mean subtraction (Sec. 2.1 and 3.2).
 
 Sec. 3.2: "it is isotropically rescaled to a pre-defined smallest image side, denoted as
-Q". Sec. 2.1: "The only pre-processing we do is subtracting the mean RGB value, computed on
+Q" (with the training data's rule: data_prep.convert). Sec. 2.1: "The only pre-processing we do is subtracting the mean RGB value, computed on
 the training set, from each pixel."
 
 Images are listed as in Caffe's `convert_imageset`: one `relative/path label` per line,
@@ -54,45 +54,24 @@ def read_image_list(list_path: str | Path, limit: int | None = None) -> list[Lis
     return images
 
 
-def load_image(path: str | Path) -> np.ndarray | None:
-    """BGR uint8 (H, W, 3), or None when the file is missing or not a decodable image."""
-    import cv2
+def load_rescaled(path: str | Path, side: int) -> np.ndarray | None:
+    """BGR uint8 (H, W, 3) with smallest side `side`, or None when the file is missing or not
+    a decodable image.
 
-    path = Path(path)
-    if not path.is_file():
-        return None
-    # imdecode of the bytes, not imread: imread cannot report why it failed and prints noise.
-    data = np.fromfile(path, dtype=np.uint8)
-    if data.size == 0:
-        return None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if image is None or image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) == 0:
-        return None
-    return image
-
-
-def rescaled_size(height: int, width: int, side: int) -> tuple[int, int]:
-    """(h, w) with the smallest side equal to `side` and the aspect ratio kept (rounded)."""
-    # floor(x + 0.5): round half up, as C++'s static_cast<int>(x + 0.5) does.
-    if height <= width:
-        return side, int(np.floor(width * side / height + 0.5))
-    return int(np.floor(height * side / width + 0.5)), side
-
-
-def rescale_smallest_side(image: np.ndarray, side: int) -> np.ndarray:
-    """Rescale isotropically so the smallest side is `side` (Sec. 3.1 S, Sec. 3.2 Q).
-
-    Shrinking uses area averaging (no aliasing), enlarging bicubic interpolation: the rule
-    the training data uses too, so train and test images are resampled alike.
+    Decoded and rescaled by data prep's own functions (data_prep.convert: DCT-reduced JPEG
+    decoding of large images, transparency over white, 16-bit to 8-bit; area interpolation
+    down, bicubic up, the other side rounded half up), so a test image at Q is made exactly
+    as a training image at S = Q was.
     """
-    import cv2
+    from data_prep.convert import ConvertOptions, decode, read_image_file, rescale
+    from data_prep.imagefile import BadImage, read_header
 
-    height, width = image.shape[:2]
-    new_h, new_w = rescaled_size(height, width, side)
-    if (new_h, new_w) == (height, width):
-        return image
-    interpolation = cv2.INTER_AREA if side < min(height, width) else cv2.INTER_CUBIC
-    return cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+    try:
+        data = read_image_file(str(path))
+        image, _ = decode(data, read_header(data), side, ConvertOptions(scales=(side,)))
+    except BadImage:
+        return None
+    return rescale(image, side)
 
 
 def to_net_input(images: Sequence[np.ndarray] | np.ndarray, mean_bgr: Sequence[float]) -> np.ndarray:

@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .crops import CROP_SIZE, multi_crops
-from .images import ListedImage, load_image, rescale_smallest_side, to_net_input
+from .images import ListedImage, load_rescaled, to_net_input
 from .posteriors import DENSE, MULTICROP, softmax
 from .progress import Progress
 
@@ -134,11 +134,11 @@ class _Accumulator:
 def _rescaled_images(listing: Sequence[ListedImage], root: Path, side: int, acc: _Accumulator):
     """(index, image rescaled to smallest side `side`) of each readable image; the others skipped."""
     for index, item in enumerate(listing):
-        image = load_image(root / item.path)
+        image = load_rescaled(root / item.path, side)
         if image is None:
             acc.skip(index)
             continue
-        yield index, rescale_smallest_side(image, side)
+        yield index, image
 
 
 def evaluate_dense(net, listing: Sequence[ListedImage], root: str | Path, scale: int,

@@ -3,8 +3,7 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from evaluation.images import (ImageListError, load_image, read_image_list, rescale_smallest_side,
-                               rescaled_size, to_net_input)
+from evaluation.images import ImageListError, load_rescaled, read_image_list, to_net_input
 
 
 def test_list_parsing_keeps_paths_with_spaces(tmp_path):
@@ -32,32 +31,26 @@ def test_missing_or_empty_list(tmp_path):
 
 
 def test_unreadable_images_load_as_none(photo_root):
-    assert load_image(photo_root / "val" / "corrupt.jpg") is None
-    assert load_image(photo_root / "val" / "missing.jpg") is None
-    image = load_image(photo_root / "val" / "chelsea.png")
-    assert image.shape == (300, 451, 3) and image.dtype == np.uint8
+    assert load_rescaled(photo_root / "val" / "corrupt.jpg", 256) is None
+    assert load_rescaled(photo_root / "val" / "missing.jpg", 256) is None
+    assert load_rescaled(photo_root / "val", 256) is None
 
 
-@pytest.mark.parametrize("shape, side, expected", [
-    ((375, 500), 256, (256, 341)),   # 341.33
-    ((500, 375), 256, (341, 256)),
-    ((300, 451), 224, (224, 337)),   # 336.75
-    ((2, 3), 3, (3, 5)),             # 4.5 rounds half up
-    ((256, 256), 256, (256, 256)),
+@pytest.mark.parametrize("side, shape, interpolation", [
+    (256, (256, 384, 3), cv2.INTER_AREA),    # 400 x 600 shrunk
+    (512, (512, 768, 3), cv2.INTER_CUBIC),   # enlarged
+    (400, (400, 600, 3), None),              # already at Q: the decoded pixels
 ])
-def test_rescaled_size_keeps_the_aspect_ratio(shape, side, expected):
-    assert rescaled_size(*shape, side) == expected
-
-
-def test_rescale_uses_area_down_and_cubic_up(photo_root):
-    image = load_image(photo_root / "val" / "coffee.png")  # 400 x 600
-    down = rescale_smallest_side(image, 256)
-    assert down.shape == (256, 384, 3)
-    np.testing.assert_array_equal(down, cv2.resize(image, (384, 256), interpolation=cv2.INTER_AREA))
-    up = rescale_smallest_side(image, 512)
-    assert up.shape == (512, 768, 3)
-    np.testing.assert_array_equal(up, cv2.resize(image, (768, 512), interpolation=cv2.INTER_CUBIC))
-    assert rescale_smallest_side(image, 400) is image
+def test_images_are_rescaled_to_smallest_side_q_as_training_images(photo_root, side, shape, interpolation):
+    original = cv2.imread(str(photo_root / "val" / "coffee.png"))
+    image = load_rescaled(photo_root / "val" / "coffee.png", side)
+    assert image.shape == shape and image.dtype == np.uint8
+    expected = original if interpolation is None else \
+        cv2.resize(original, shape[1::-1], interpolation=interpolation)
+    np.testing.assert_array_equal(image, expected)
+    # The other side keeps the aspect ratio, rounded half up: 300 x 451 -> 256 x 385 (384.85).
+    portrait = load_rescaled(photo_root / "val" / "chelsea.png", 256)
+    assert portrait.shape == (256, 385, 3)
 
 
 def test_net_input_is_mean_subtracted_nchw_bgr():

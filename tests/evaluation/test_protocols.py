@@ -5,7 +5,7 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 
 from evaluation.crops import crop_positions, multi_crops
-from evaluation.images import ListedImage, load_image, rescale_smallest_side, to_net_input
+from evaluation.images import ListedImage, load_rescaled, to_net_input
 from evaluation.nets import load_nets, resolve_model
 from evaluation.posteriors import softmax
 from evaluation.protocols import dense_posteriors, evaluate_dense, evaluate_multicrop, forward
@@ -32,7 +32,7 @@ def nets1(tiny_model):
 
 
 def photo(photo_root, name, side):
-    return rescale_smallest_side(load_image(photo_root / "val" / name), side)
+    return load_rescaled(photo_root / "val" / name, side)
 
 
 def fc_scores(net, crops):
