@@ -102,3 +102,18 @@ def test_their_model_runs_end_to_end(authors_d, photo_root, photo_list, tmp_path
     assert [(r["table"], r["models"], r["test_Q"], r["images_scored"], r["images_skipped"]) for r in rows] == \
         [("3", "VGG_ILSVRC_16_layers_deploy", "256", "4", "2")]
     assert 0 <= float(rows[0]["top5_error_pct"]) <= float(rows[0]["top1_error_pct"]) <= 100
+
+
+def test_our_config_d_has_their_names_in_both_deploys(reference_dir, caffe):
+    """MODEL=D (or vgg16) resolves to prototxt_gen's deploy pair, layer for layer the authors' D."""
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+
+    spec = resolve_model("vgg16")
+    theirs = text_format.Merge((reference_dir / D_DEPLOY).read_text(), caffe_pb2.NetParameter())
+    names = [layer.name for layer in theirs.layers]
+    assert spec.name == "D" and spec.crop == 224
+    assert [layer.name for layer in spec.fc.layer if layer.type != "Input"] == names
+    assert [layer.name for layer in spec.dense.layer if layer.type != "Input"] == names
+    fc6 = next(layer for layer in spec.dense.layer if layer.name == "fc6")
+    assert fc6.type == "Convolution" and list(fc6.convolution_param.kernel_size) == [7]
