@@ -25,6 +25,16 @@ from .render import GenerationError, write_all
 STATS_NONE = "none"
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -56,8 +66,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the configs with parameter counts and exit")
     p.add_argument("--profile", choices=sorted(table.PROFILES), default=table.PAPER.name,
                    help="size profile (default: the paper's)")
-    p.add_argument("--gpus", type=_positive_int, default=4,
-                   help="GPUs of `caffe train -gpu`; the prototxt batch is per GPU (default 4)")
+    p.add_argument("--gpus", type=_count, default=4,
+                   help="GPUs of `caffe train -gpu`; the prototxt batch is per GPU (default 4; 0: CPU)")
     p.add_argument("--batch", type=_positive_int, default=None,
                    help="per-GPU batch; iter_size makes up the rest of 256 (default 256/GPUS)")
     p.add_argument("--init", choices=INITS, default="gaussian",
@@ -148,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quiet:
         for path in written:
             print(os.path.relpath(path))
+    split = table.batch_split(options.gpus, options.batch, profile.recipe.batch)
     print(f"vgg-net: wrote {len(written)} files for {', '.join(c.name for c in configs)} "
-          f"({options.gpus} GPU(s) x batch {table.batch_split(options.gpus, options.batch, profile.recipe.batch).batch}, "
-          f"init {options.init}, lr policy {options.lr_policy}; mean/PCA: {options.stats_source})")
+          f"(batch {split.describe()}, init {options.init}, lr policy {options.lr_policy}; "
+          f"mean/PCA: {options.stats_source})")
     return 0

@@ -32,7 +32,7 @@ class OptionsError(ValueError):
 
 @dataclass(frozen=True)
 class Options:
-    gpus: int = 4
+    gpus: int = 4  # 0: the CPU
     batch: int | None = None  # per GPU; default 256 / gpus
     init: str = "gaussian"
     gaussian_std: float | None = None  # default: the recipe's
@@ -126,8 +126,7 @@ def train_val(config: table.Config, profile: table.Profile, regime: table.Regime
     scale = f"S={lo}" if lo == hi else f"S in [{lo}, {hi}] per image"
     header = _net_header(config, profile, f"training net, regime {regime.name} ({scale}, "
                                           f"validation at Q={regime.test_scale}, centre crop)")
-    header += [f"Batch {split.batch} per GPU x {split.gpus} GPU(s) x iter_size {split.iter_size} = "
-               f"{split.effective} (Sec. 3.1); init {options.init}.",
+    header += [f"Batch {split.describe()} (Sec. 3.1); init {options.init}.",
                f"Mean and colour shift: {options.stats_source}."]
     return render("net.prototxt.j2", header=header, name=net.net_name(config, profile), layers=layers)
 
@@ -199,7 +198,9 @@ def train_command(config: table.Config, profile: table.Profile, regime: table.Re
     weights = start_weights(config, profile, regime, options)
     if weights:
         command += f" -weights {weights}"
-    return command + " -gpu " + ",".join(str(i) for i in range(options.gpus))
+    if options.gpus:
+        command += " -gpu " + ",".join(str(i) for i in range(options.gpus))
+    return command
 
 
 # --------------------------------------------------------------------------- readme and the whole set

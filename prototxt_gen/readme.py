@@ -10,11 +10,11 @@ from . import generate, net, table
 from .render import number, render
 
 
-def _stack_text(stack) -> str:
+def _stack_text(stack, profile) -> str:
     parts = []
     for conv, group in groupby(stack):
         n = len(list(group))
-        parts.append(f"conv{conv.kernel}-{conv.channels}" + (f" x{n}" if n > 1 else ""))
+        parts.append(f"conv{conv.kernel}-{profile.width(conv.channels)}" + (f" x{n}" if n > 1 else ""))
     return ", ".join(parts)
 
 
@@ -42,7 +42,8 @@ def _commands(config, profile, options) -> list[str]:
     first = table.regimes(profile)[0]
     commands = [generate.generate_command(config, profile)]
     if generate.start_weights(config, profile, first, options) == generate.init_from_a_path(profile, config):
-        commands.append(f"vgg-init-from-a {config.name} --a-weights {generate.final_weights(profile, a, first)}"
+        flag = "" if profile is table.PAPER else f" --profile {profile.name}"
+        commands.append(f"vgg-init-from-a {config.name}{flag} --a-weights {generate.final_weights(profile, a, first)}"
                         f"  # writes {generate.init_from_a_path(profile, config)}")
     commands += [generate.train_command(config, profile, regime, options) for regime in table.regimes(profile)]
     return commands
@@ -103,7 +104,7 @@ def _notes(config, profile, options) -> list[str]:
 
 def model_readme(config: table.Config, profile: table.Profile, options) -> str:
     sizes = table.feature_map_sizes(config, profile.crop)
-    stacks = [[str(i), _stack_text(stack), f"{sizes[i - 1]}x{sizes[i - 1]}"]
+    stacks = [[str(i), _stack_text(stack, profile), f"{sizes[i - 1]}x{sizes[i - 1]}"]
               for i, stack in enumerate(config.stacks, 1)]
     from_a = [[target, source] for target, source in table.layers_from_a(config, profile).items()]
     files = [
@@ -120,7 +121,7 @@ def model_readme(config: table.Config, profile: table.Profile, options) -> str:
     recipe = profile.recipe
     split = table.batch_split(options.gpus, options.batch, recipe.batch)
     recipe_rows = [
-        ["batch", f"{recipe.batch} = {split.batch} per GPU x {split.gpus} GPU(s) x iter_size {split.iter_size}"],
+        ["batch", split.describe()],
         ["momentum", number(recipe.momentum)],
         ["weight decay", number(recipe.weight_decay)],
         ["dropout (fc6, fc7)", number(recipe.dropout)],

@@ -22,7 +22,7 @@ reduced profile changes only those and never the architecture's shape or the rec
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 # --------------------------------------------------------------------------- Table 1
@@ -192,7 +192,16 @@ class Profile:
 
 
 PAPER = Profile(name="paper", models_dir="models", solvers_dir="solvers")
-PROFILES = {PAPER.name: PAPER}
+
+# A reduced size for the CPU demo on Fashion-MNIST (28x28 images, 10 classes): the same table and
+# recipe logic, only sizes and run length changed, written under models/mini/ and solvers/mini/
+# so it can never overwrite or pass for the paper's files. The schedule is the demo's to tune.
+MINI = Profile(name="mini", models_dir="models/mini", solvers_dir="solvers/mini", width_divisor=8,
+               fc_width=256, num_classes=10, crop=32, single_scales=(32, 48), jitter=(32, 64),
+               data_dir="data/mini", val_images=10_000,
+               recipe=replace(PAPER_RECIPE, max_iter=1_500),
+               schedule=Schedule(test_interval=250, plateau_patience=2, snapshot=500, display=50))
+PROFILES = {p.name: p for p in (PAPER, MINI)}
 
 
 # --------------------------------------------------------------------------- scale regimes
@@ -359,31 +368,41 @@ class BatchSplitError(ValueError):
 
 @dataclass(frozen=True)
 class BatchSplit:
-    gpus: int
-    batch: int  # per GPU, what the prototxt says
+    gpus: int  # 0: the CPU
+    batch: int  # per GPU (or the CPU's), what the prototxt says
     iter_size: int
 
     @property
+    def devices(self) -> int:
+        return max(self.gpus, 1)
+
+    @property
     def effective(self) -> int:
-        return self.gpus * self.batch * self.iter_size
+        return self.devices * self.batch * self.iter_size
+
+    def describe(self) -> str:
+        where = f"per GPU x {self.gpus} GPU(s)" if self.gpus else "on the CPU"
+        return f"{self.batch} {where} x iter_size {self.iter_size} = {self.effective}"
 
 
 def batch_split(gpus: int, batch: int | None = None, total: int = PAPER_RECIPE.batch) -> BatchSplit:
     """Caffe runs the prototxt's batch on every GPU and averages gradients over GPUs and over
-    iter_size, so GPUS x BATCH x iter_size = 256 reproduces the paper's batch exactly."""
-    if gpus < 1:
-        raise BatchSplitError(f"GPUS must be a positive integer, got {gpus}")
+    iter_size, so GPUS x BATCH x iter_size = 256 reproduces the paper's batch exactly.
+    gpus=0 means one CPU process."""
+    if gpus < 0:
+        raise BatchSplitError(f"GPUS must be a non-negative integer (0: CPU), got {gpus}")
+    devices = max(gpus, 1)
     if batch is None:
-        if total % gpus:
+        if total % devices:
             raise BatchSplitError(f"GPUS={gpus} cannot split the batch of {total} evenly; "
                                   f"use a divisor of {total} or set BATCH so that GPUS*BATCH divides {total}")
-        return BatchSplit(gpus, total // gpus, 1)
+        return BatchSplit(gpus, total // devices, 1)
     if batch < 1:
         raise BatchSplitError(f"BATCH must be a positive integer, got {batch}")
-    if total % (gpus * batch):
-        raise BatchSplitError(f"GPUS={gpus} x BATCH={batch} = {gpus * batch} does not divide the batch of "
+    if total % (devices * batch):
+        raise BatchSplitError(f"GPUS={gpus} x BATCH={batch} = {devices * batch} does not divide the batch of "
                               f"{total}, so no iter_size reproduces it")
-    return BatchSplit(gpus, batch, total // (gpus * batch))
+    return BatchSplit(gpus, batch, total // (devices * batch))
 
 
 def test_batch(val_images: int, train_batch: int) -> tuple[int, int]:

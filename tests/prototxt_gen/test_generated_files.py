@@ -69,6 +69,22 @@ def test_no_stale_generated_files_are_committed():
     assert committed <= expected, f"stale: {sorted(committed - expected)}"
 
 
+def test_mini_profile_files_never_overwrite_the_papers(tmp_path):
+    paper = set(generated_paths())
+    mini = {path for config in table.CONFIGS.values()
+            for path in generate.files_for(config, table.MINI, Options(gpus=0))}
+    assert len(mini) == len(paper) and not mini & paper
+    assert all(path.startswith(("models/mini/", "solvers/mini/")) for path in mini)
+    assert cli.main(["D", "--profile", "mini", "--gpus", "0", "--root", str(tmp_path), "--quiet"]) == 0
+    tv = net(tmp_path / "models/mini/D/train_val_S32-64.prototxt")
+    t = by_name(tv, "data", caffe_pb2.TRAIN)
+    assert (t.transform_param.crop_size, t.transform_param.smallest_side_min, t.transform_param.smallest_side_max) \
+        == (32, 32, 64)
+    assert t.data_param.source == "data/mini/train/S64_lmdb" and t.data_param.batch_size == 256
+    assert by_name(tv, "fc8").inner_product_param.num_output == 10
+    assert "Not the paper's network" in (tmp_path / "models/mini/D/readme.md").read_text()
+
+
 def test_every_file_parses_with_caffe_pb2(regenerated):
     for rel in generated_paths():
         path = regenerated / rel
@@ -176,17 +192,21 @@ def test_multistep_alternative_and_init_options(tmp_path):
     assert filler.type == "gaussian" and filler.std == pytest.approx(0.02)
 
 
-@pytest.mark.parametrize("flags,batch,iter_size,test_batch", [
-    ([], 64, 1, 50), (["--gpus", "1", "--batch", "32"], 32, 8, 25), (["--gpus", "8"], 32, 1, 25),
-    (["--gpus", "1"], 256, 1, 250),
+@pytest.mark.parametrize("flags,batch,iter_size,test_batch,devices", [
+    ([], 64, 1, 50, " -gpu 0,1,2,3"), (["--gpus", "1", "--batch", "32"], 32, 8, 25, " -gpu 0"),
+    (["--gpus", "8"], 32, 1, 25, " -gpu 0,1,2,3,4,5,6,7"), (["--gpus", "1"], 256, 1, 250, " -gpu 0"),
+    (["--gpus", "0", "--batch", "16"], 16, 16, 16, ".caffemodel"),  # CPU: no -gpu
 ])
-def test_multi_gpu_batch_split_in_the_files(tmp_path, flags, batch, iter_size, test_batch):
+def test_multi_gpu_batch_split_in_the_files(tmp_path, flags, batch, iter_size, test_batch, devices):
     assert cli.main(["E", "--root", str(tmp_path), "--quiet"] + flags) == 0
     tv = net(tmp_path / "models/E/train_val_S384.prototxt")
     assert by_name(tv, "data", caffe_pb2.TRAIN).data_param.batch_size == batch
     assert by_name(tv, "data", caffe_pb2.TEST).data_param.batch_size == test_batch
+    text = (tmp_path / "solvers/E_S384.prototxt").read_text()
     s = solver(tmp_path / "solvers/E_S384.prototxt")
     assert s.iter_size == iter_size and s.test_iter[0] * test_batch == 50_000
+    run_line = next(line for line in text.splitlines() if line.startswith("# Run from"))
+    assert run_line.endswith(devices)
 
 
 def test_stats_json_and_val_lmdb_drive_the_files(tmp_path):
@@ -230,7 +250,7 @@ def test_unknown_config_exits_2_listing_the_valid_names(tmp_path, capsys):
 
 @pytest.mark.parametrize("flags,fragment", [
     (["--gpus", "3"], "GPUS=3"), (["--gpus", "4", "--batch", "48"], "does not divide"),
-    (["--gpus", "0"], "positive"), (["--batch", "x"], "not an integer"), (["--init", "he"], "invalid choice"),
+    (["--gpus", "-1"], "non-negative"), (["--batch", "x"], "not an integer"), (["--init", "he"], "invalid choice"),
     (["--root", "/nonexistent/dir"], "not a directory"),
 ])
 def test_bad_flags_exit_2_with_one_line(tmp_path, capsys, flags, fragment):

@@ -94,7 +94,7 @@ def test_recipe_numbers():
 
 @pytest.mark.parametrize("gpus,batch,expect", [
     (4, None, (64, 1)), (1, None, (256, 1)), (8, None, (32, 1)), (1, 32, (32, 8)), (4, 16, (16, 4)),
-    (2, 128, (128, 1)),
+    (2, 128, (128, 1)), (0, None, (256, 1)), (0, 64, (64, 4)),
 ])
 def test_batch_split_keeps_256(gpus, batch, expect):
     split = table.batch_split(gpus, batch)
@@ -102,7 +102,7 @@ def test_batch_split_keeps_256(gpus, batch, expect):
 
 
 @pytest.mark.parametrize("gpus,batch,fragment", [
-    (3, None, "GPUS=3"), (4, 48, "does not divide"), (1, 512, "does not divide"), (0, None, "positive"),
+    (3, None, "GPUS=3"), (4, 48, "does not divide"), (1, 512, "does not divide"), (-1, None, "non-negative"),
     (2, 0, "positive"),
 ])
 def test_batch_split_refuses_what_cannot_make_256(gpus, batch, fragment):
@@ -123,6 +123,18 @@ def test_gaussian_gain_shows_why_std_is_0_01():
     gains_ours = table.gaussian_gain(table.CONFIGS["A"], 0.01)
     assert max(gains_literal) == pytest.approx(4608 * 0.01 / 2)  # explodes
     assert max(gains_ours) < 1  # shrinks
+
+
+def test_mini_profile_changes_only_the_size_and_length_knobs():
+    from dataclasses import fields
+    mini, paper = table.MINI, table.PAPER
+    changed = {f.name for f in fields(table.Profile) if getattr(mini, f.name) != getattr(paper, f.name)}
+    assert changed <= {"name", "models_dir", "solvers_dir", "width_divisor", "fc_width", "num_classes", "crop",
+                       "single_scales", "jitter", "data_dir", "val_images", "deploy_batch", "recipe", "schedule"}
+    recipe_changes = {f.name for f in fields(table.Recipe) if getattr(mini.recipe, f.name) != getattr(paper.recipe, f.name)}
+    assert recipe_changes == {"max_iter"}
+    assert mini.models_dir == "models/mini" and mini.solvers_dir == "solvers/mini"
+    assert table.param_count(table.CONFIGS["D"], mini) < table.param_count(table.CONFIGS["D"]) / 100
 
 
 def test_reduced_profile_changes_only_sizes():
