@@ -16,6 +16,7 @@ and removed first, so its presence marks a complete set.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import random
@@ -100,13 +101,14 @@ def default_workers() -> int:
 _options: ConvertOptions | None = None
 
 
-def _init_worker(options: ConvertOptions) -> None:
+def _init_worker(options: ConvertOptions, worker_process: bool = True) -> None:
     global _options
     _options = options
     # One core per worker: OpenCV's own threads would only compete with the other workers.
     cv2.setNumThreads(1)
-    # Ctrl-C is the parent's to handle (it stops the pool and removes temporary outputs).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if worker_process:
+        # Ctrl-C is the parent's to handle (it stops the pool and removes temporary outputs).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _convert_task(task: tuple[int, str]) -> Converted | BadImage:
@@ -119,18 +121,19 @@ def _convert_task(task: tuple[int, str]) -> Converted | BadImage:
         return BadImage(CORRUPT, "OpenCV: " + " ".join(str(exc).split())[-200:])
 
 
-def _results(tasks, options: ConvertOptions, workers: int):
-    """Each task's result, in task order."""
+@contextlib.contextmanager
+def _converter(options: ConvertOptions, workers: int):
+    """A function from tasks to their results, in task order, computed by `workers` processes."""
     if workers <= 1:
-        _init_worker(options)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        yield from map(_convert_task, tasks)
+        _init_worker(options, worker_process=False)
+        yield lambda tasks: map(_convert_task, tasks)
         return
-    # spawn: workers start clean, without this process's threads or open LMDB handles.
-    context = multiprocessing.get_context("spawn")
-    pool = context.Pool(workers, initializer=_init_worker, initargs=(options,))
+    # fork where there is one: workers start at once, with the modules already loaded. They
+    # are forked before this process imports Caffe or opens an LMDB (see build()).
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = multiprocessing.get_context(method).Pool(workers, initializer=_init_worker, initargs=(options,))
     try:
-        yield from pool.imap(_convert_task, tasks, chunksize=8)
+        yield lambda tasks: pool.imap(_convert_task, tasks, chunksize=8)
         pool.close()
     finally:
         pool.terminate()
@@ -172,27 +175,32 @@ def build(config: BuildConfig) -> BuildResult:
     """Convert, write and publish; BuildError (nothing published) when the run fails."""
     start = time.monotonic()
     options = config.options
-    caffe_pb2 = load_caffe_pb2()
     inputs: Inputs = read_inputs(config.root, config.listing, config.classes_file, config.num_classes)
-    leftovers = _prepare_out(config.out, options.scales)
-
     order = list(inputs.entries)
     if config.shuffle:
         random.Random(config.seed).shuffle(order)
     tasks = [(entry.index, os.path.join(config.root, entry.path)) for entry in order]
     workers = max(1, min(config.workers or default_workers(), len(tasks) or 1))
+    with _converter(options, workers) as convert:
+        return _write(config, inputs, order, convert(tasks), workers, start)
+
+
+def _write(config: BuildConfig, inputs: Inputs, order, results, workers: int, start: float) -> BuildResult:
+    options = config.options
+    caffe_pb2 = load_caffe_pb2()
+    leftovers = _prepare_out(config.out, options.scales)
     total = len(inputs.entries) + len(inputs.skipped)
     failed: list[tuple[int, Skipped]] = []  # (input position, why): reported in input order
     notes: Counter = Counter()
     accumulator = StatsAccumulator(options.seed)
-    progress = Progress(len(tasks), enabled=config.progress)
+    progress = Progress(len(order), enabled=config.progress)
 
     try:
         lmdbs = ScaleLmdbs(config.out, options.scales, config.batch_records)
     except (OSError, lmdb.Error) as exc:
         raise BuildError(f"cannot create the LMDBs in {config.out}: {_describe(exc)}") from None
     try:
-        for entry, result in zip(order, _results(tasks, options, workers)):
+        for entry, result in zip(order, results):
             if isinstance(result, BadImage):
                 failed.append((entry.index, Skipped(entry.path, result.reason, result.detail)))
             else:
@@ -208,7 +216,7 @@ def build(config: BuildConfig) -> BuildResult:
         if lmdbs.records == 0:
             atomic.write_file(os.path.join(config.out, REPORT_FILE), report.encode())
             raise _NothingWritten(f"no image could be converted ({len(skipped)} skipped):"
-                             f" see {os.path.join(config.out, REPORT_FILE)}")
+                                  f" see {os.path.join(config.out, REPORT_FILE)}")
         lmdbs.finish()
         stats = accumulator.result()
         # stats.json marks a complete set: take it away while the set changes.

@@ -198,7 +198,8 @@ def convert_image(data: bytes, options: ConvertOptions, sample_index: int = 0) -
         records.append((scaled.shape[0], scaled.shape[1], encoded))
 
     pixels = smallest.reshape(-1, 3)
-    channel_sums = pixels.sum(axis=0, dtype=np.int64)
+    # OpenCV sums in doubles, exact for integers below 2^53 (an image of 3.5e13 pixels).
+    channel_sums = np.array([round(v) for v in cv2.sumElems(smallest)[:3]], np.int64)
     k = options.pca_pixels_per_image
     if k >= len(pixels):
         sample = pixels

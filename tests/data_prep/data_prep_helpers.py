@@ -66,3 +66,17 @@ def within_jpeg_tolerance(stored: np.ndarray, exact: np.ndarray, quality: int = 
     ok, buffer = cv2.imencode(".jpg", exact, [cv2.IMWRITE_JPEG_QUALITY, quality])
     floor = psnr(cv2.imdecode(buffer, cv2.IMREAD_COLOR), exact) - slack_db
     return psnr(stored, exact) >= floor
+
+
+def direct_rescale(source: np.ndarray, side: int) -> np.ndarray:
+    """The test's own rescale of a decoded source to smallest side `side` (independent of
+    data_prep): the other side rounded half up; area when shrinking, bicubic when enlarging."""
+    h, w = source.shape[:2]
+    if h <= w:
+        new_h, new_w = side, int(np.floor(w * side / h + 0.5))
+    else:
+        new_h, new_w = int(np.floor(h * side / w + 0.5)), side
+    if (new_h, new_w) == (h, w):
+        return source
+    interpolation = cv2.INTER_AREA if new_h < h else cv2.INTER_CUBIC
+    return cv2.resize(source, (new_w, new_h), interpolation=interpolation)

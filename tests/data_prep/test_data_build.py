@@ -16,7 +16,7 @@ import pytest
 from data_prep import build as build_module
 from data_prep import cli
 from data_prep.stats import load_stats
-from data_prep_helpers import decode_datum, jpeg, photo, read_lmdb, write
+from data_prep_helpers import decode_datum, direct_rescale, jpeg, photo, read_lmdb, write
 from data_prep_images import cmyk_jpeg, png, png_bomb, with_exif_orientation
 
 SCALES = (64, 96)
@@ -252,12 +252,10 @@ def test_class_tree_with_a_synset_file(small_set, tmp_path, caffe_pb2):
 
 def direct_pixels(small_set, side):
     """Every pixel of the training images rescaled to `side`, straight from the sources."""
-    from data_prep.convert import rescale
-
     pixels = []
     for line in (small_set / "list.txt").read_text().splitlines():
         source = cv2.imread(str(small_set / "images" / line.rsplit(" ", 1)[0]), cv2.IMREAD_COLOR)
-        pixels.append(rescale(source, side).reshape(-1, 3))
+        pixels.append(direct_rescale(source, side).reshape(-1, 3))
     return np.concatenate(pixels)
 
 
@@ -383,15 +381,16 @@ def test_output_being_written_by_a_live_run_is_left_alone(small_set, tmp_path):
 def test_interrupted_run_publishes_nothing(small_set, tmp_path, monkeypatch):
     build_small(small_set, tmp_path / "out")
     before = {name: (tmp_path / "out" / name).stat().st_mtime_ns for name in os.listdir(tmp_path / "out")}
-    original = build_module._results
+    original = build_module._convert_task
+    calls = []
 
-    def interrupted(tasks, options, workers):
-        for i, result in enumerate(original(tasks, options, workers)):
-            if i == 3:
-                raise KeyboardInterrupt
-            yield result
+    def interrupted(task):  # Ctrl-C while the fourth image converts (in this process: --workers 1)
+        calls.append(task)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return original(task)
 
-    monkeypatch.setattr(build_module, "_results", interrupted)
+    monkeypatch.setattr(build_module, "_convert_task", interrupted)
     code, _, err = run("--root", small_set / "images", "--list", small_set / "list.txt", "--out", tmp_path / "out",
                        "--scales", 48, 72, "--workers", 1, "--no-progress")
     assert code == 130 and "nothing was published" in err

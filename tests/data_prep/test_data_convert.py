@@ -10,7 +10,7 @@ from data_prep.imagefile import TOO_MANY_PIXELS, read_header
 from data_prep_helpers import jpeg, photo, psnr
 from data_prep_images import cmyk_jpeg, png, png_bomb, with_exif_orientation
 
-from data_prep_helpers import within_jpeg_tolerance
+from data_prep_helpers import direct_rescale, within_jpeg_tolerance
 
 
 def decoded(record) -> np.ndarray:
@@ -18,16 +18,6 @@ def decoded(record) -> np.ndarray:
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_ANYCOLOR)  # as Caffe's Data layer
     assert image.shape == (height, width, 3)
     return image
-
-
-def reference(source: np.ndarray, side: int) -> np.ndarray:
-    """Decode + rescale the source directly: full-size decode, OpenCV area/bicubic."""
-    h, w = source.shape[:2]
-    new_h, new_w = (side, int(np.floor(w * side / h + 0.5))) if h <= w else (int(np.floor(h * side / w + 0.5)), side)
-    if (new_h, new_w) == (h, w):
-        return source
-    interpolation = cv2.INTER_AREA if new_h < h else cv2.INTER_CUBIC
-    return cv2.resize(source, (new_w, new_h), interpolation=interpolation)
 
 
 def decode_source(data: bytes) -> np.ndarray:
@@ -51,7 +41,7 @@ def test_every_scale_has_smallest_side_s_and_the_pixels_of_a_direct_rescale(heig
         image = decoded(record)
         assert min(image.shape[:2]) == side
         assert image.shape[:2] == rescaled_shape(height, width, side)
-        assert within_jpeg_tolerance(image, reference(source, side))
+        assert within_jpeg_tolerance(image, direct_rescale(source, side))
 
 
 def test_reduced_decode_is_opt_in_and_keeps_the_shape_of_a_full_decode():
@@ -68,7 +58,7 @@ def test_reduced_decode_is_opt_in_and_keeps_the_shape_of_a_full_decode():
         # The shape is computed from the full size, not from the rounded reduced one.
         assert image.shape[:2] == rescaled_shape(1400, 1000, side)
         # libjpeg's DCT scaling is a different filter from area averaging (see convert.py).
-        assert psnr(image, reference(full, side)) > 28.0
+        assert psnr(image, direct_rescale(full, side)) > 28.0
 
 
 def test_baseline_jpeg_already_at_s_is_stored_byte_for_byte():
@@ -92,7 +82,7 @@ def test_small_image_is_upscaled_bicubic_and_counted():
     assert [r[:2] for r in result.records] == [(128, 192), (160, 240)]
     assert {"upscaled to S=128", "upscaled to S=160", "smaller than the 224px crop"} <= set(result.notes)
     for side, record in zip((128, 160), result.records):
-        assert within_jpeg_tolerance(decoded(record), reference(decode_source(data), side))
+        assert within_jpeg_tolerance(decoded(record), direct_rescale(decode_source(data), side))
 
 
 def test_grayscale_jpeg_becomes_three_equal_channels():
@@ -172,7 +162,7 @@ def test_exif_orientation_is_applied_when_decoding_reduced():
     result = convert_image(data, ConvertOptions(scales=(100,)))
     assert result.records[0][:2] == (150, 100)  # portrait after the rotation
     upright = cv2.rotate(decode_source(plain), cv2.ROTATE_90_CLOCKWISE)
-    assert within_jpeg_tolerance(decoded(result.records[0]), reference(upright, 100))
+    assert within_jpeg_tolerance(decoded(result.records[0]), direct_rescale(upright, 100))
     assert "EXIF orientation applied" in result.notes
 
 
