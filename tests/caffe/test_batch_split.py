@@ -47,13 +47,19 @@ def one_step(tmp_path, batch, iter_size, data, labels, init):
     return {name: [b.data.copy() for b in blobs] for name, blobs in solver.net.params.items()}
 
 
-def test_batch_256_equals_4_x_64_with_iter_size(tmp_path):
+def problem(seed):
+    """512 random samples (two steps of 256) and initial weights shared by both runs."""
     caffe.set_mode_cpu()
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     data = rng.normal(size=(512, 3, 8, 8)).astype(np.float32)
     labels = rng.integers(0, 5, size=512).astype(np.float32)
     init = {"conv1": [rng.normal(0, 0.1, (4, 3, 3, 3)), np.full(4, 0.1)],
             "fc": [rng.normal(0, 0.1, (5, 64)), np.zeros(5)]}
+    return data, labels, init
+
+
+def test_batch_256_equals_4_x_64_with_iter_size(tmp_path):
+    data, labels, init = problem(0)
     whole = one_step(tmp_path, 256, 1, data, labels, init)
     split = one_step(tmp_path, 64, 4, data, labels, init)
     for name in whole:
@@ -65,12 +71,7 @@ def test_batch_256_equals_4_x_64_with_iter_size(tmp_path):
 
 def test_split_differs_without_iter_size(tmp_path):
     """The control: a batch of 64 without iter_size is a different (noisier) step."""
-    caffe.set_mode_cpu()
-    rng = np.random.default_rng(1)
-    data = rng.normal(size=(512, 3, 8, 8)).astype(np.float32)
-    labels = rng.integers(0, 5, size=512).astype(np.float32)
-    init = {"conv1": [rng.normal(0, 0.1, (4, 3, 3, 3)), np.full(4, 0.1)],
-            "fc": [rng.normal(0, 0.1, (5, 64)), np.zeros(5)]}
+    data, labels, init = problem(1)
     whole = one_step(tmp_path, 256, 1, data, labels, init)
     small = one_step(tmp_path, 64, 1, data, labels, init)
     assert np.abs(whole["fc"][0] - small["fc"][0]).max() > 1e-4
