@@ -1,8 +1,9 @@
 """`make net-time CONFIG=D`: forward and backward time of a config's training net with `caffe time`.
 
-The training net is timed rather than deploy.prototxt because deploy has no loss, so Caffe
-would skip the whole backward pass. Its Data layers become an Input layer of the same shape,
-so no LMDB is needed; the fillers, dropout and loss stay as trained (Sec. 3.1).
+The training net is timed, as SGD runs it (dropout and the loss included), with its Data layers
+replaced by an Input layer of the batch asked for, so no LMDB is needed. (`caffe time -model
+models/X/deploy.prototxt` works too, at the deploy file's batch of 10: `caffe time` calls every
+layer's Backward itself, loss or not.)
 
     python -m prototxt_gen.timing D --batch 8 --iterations 5
 """

@@ -10,7 +10,6 @@ def test_caffe_time_runs_forward_and_backward_of_the_training_net(tiny_root):
     train_val = tiny_root / generate.train_val_path(TINY, table.CONFIGS["D"], table.regimes(TINY)[0])
     times = timing.time_config(table.CONFIGS["D"], TINY, train_val, batch=2, iterations=2)
     assert set(times) == {"forward_ms", "backward_ms", "forward_backward_ms"}
-    # the loss makes Caffe run the backward pass (deploy.prototxt has none)
     assert times["forward_ms"] > 0 and times["backward_ms"] > 0
     assert times["forward_backward_ms"] == pytest.approx(times["forward_ms"] + times["backward_ms"], rel=0.5)
 
