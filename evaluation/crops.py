@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-CROP_SIZE = 224
+from prototxt_gen.table import PAPER
+
+CROP_SIZE = PAPER.crop  # the networks' 224 x 224 input (Sec. 2.1)
 GRID = 5
 
 

@@ -57,7 +57,7 @@ class Scored:
     seconds: float
 
 
-def test_side(scale: int, crop: int = CROP_SIZE) -> int:
+def rescaled_side(scale: int, crop: int = CROP_SIZE) -> int:
     """The smallest side an image is rescaled to for test scale Q."""
     return max(scale, crop)
 
@@ -166,7 +166,7 @@ def evaluate_dense(net, listing: Sequence[ListedImage], root: str | Path, scale:
         acc.add([index for index, _ in entries], dense_posteriors(net, batch))
 
     start = time.monotonic()
-    for index, image in _rescaled_images(listing, root, test_side(scale, crop), acc):
+    for index, image in _rescaled_images(listing, root, rescaled_side(scale, crop), acc):
         shape = image.shape[:2]
         pending[shape].append((index, image))
         if flip:
@@ -193,7 +193,7 @@ def evaluate_multicrop(net, listing: Sequence[ListedImage], root: str | Path, sc
     crops_per_image = len(multi_crops(np.zeros((crop, crop, 3), np.uint8), crop))
     acc = _Accumulator(listing, crops_per_image, progress)
     start = time.monotonic()
-    for index, image in _rescaled_images(listing, root, test_side(scale, crop), acc):
+    for index, image in _rescaled_images(listing, root, rescaled_side(scale, crop), acc):
         crops = multi_crops(image, crop)
         for first in range(0, len(crops), batch_size):
             chunk = crops[first:first + batch_size]
