@@ -17,6 +17,7 @@ and removed first, so its presence marks a complete set.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import random
@@ -101,11 +102,25 @@ def default_workers() -> int:
 _options: ConvertOptions | None = None
 
 
+def _keep_big_buffers() -> None:
+    """Stop glibc from mapping and unmapping every decoded image: left to itself, a fresh
+    worker gets each ~0.5 MB buffer from mmap, and the page faults of zeroing them cost a
+    third as much CPU as the decoding (glibc only; elsewhere nothing changes)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 32 << 20)
+        libc.mallopt(m_trim_threshold, 128 << 20)
+    except (OSError, AttributeError):
+        pass
+
+
 def _init_worker(options: ConvertOptions, worker_process: bool = True) -> None:
     global _options
     _options = options
     # One core per worker: OpenCV's own threads would only compete with the other workers.
     cv2.setNumThreads(1)
+    _keep_big_buffers()
     if worker_process:
         # Ctrl-C is the parent's to handle (it stops the pool and removes temporary outputs).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
