@@ -30,6 +30,7 @@ import cv2
 import lmdb
 
 from . import atomic
+from .caffe_proto import CaffeMissing, load_caffe_pb2
 from .convert import ConvertOptions, Converted, convert_image, read_image_file
 from .imagefile import CORRUPT, BadImage
 from .lmdb_writer import ScaleLmdbs, lmdb_name
@@ -64,6 +65,8 @@ class BuildConfig:
     workers: int = 0                # 0: one per available core
     batch_records: int = 1000       # records per LMDB transaction
     progress: bool = True
+    # Load caffe_pb2 without pycaffe (caffe_proto.py): for command-line runs only.
+    standalone_proto: bool = False
 
 
 @dataclass
@@ -160,14 +163,6 @@ def _datum_bytes(caffe_pb2, height: int, width: int, data: bytes, label: int) ->
                            encoded=True).SerializeToString()
 
 
-def load_caffe_pb2():
-    try:
-        from caffe.proto import caffe_pb2
-    except ImportError as exc:
-        raise BuildError(f"Caffe's Python module is not importable ({exc}); run `make setup`") from None
-    return caffe_pb2
-
-
 def _prepare_out(out: str, scales) -> list[str]:
     try:
         os.makedirs(out, exist_ok=True)
@@ -202,7 +197,10 @@ def build(config: BuildConfig) -> BuildResult:
 
 def _write(config: BuildConfig, inputs: Inputs, order, results, workers: int, start: float) -> BuildResult:
     options = config.options
-    caffe_pb2 = load_caffe_pb2()
+    try:
+        caffe_pb2 = load_caffe_pb2(standalone=config.standalone_proto)
+    except CaffeMissing as exc:
+        raise BuildError(str(exc)) from None
     leftovers = _prepare_out(config.out, options.scales)
     total = len(inputs.entries) + len(inputs.skipped)
     failed: list[tuple[int, Skipped]] = []  # (input position, why): reported in input order

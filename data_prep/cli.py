@@ -96,6 +96,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """The command line (argv None: sys.argv, this process is the tool) or a call with argv."""
     args = parser().parse_args(argv)
     try:
         options = ConvertOptions(scales=tuple(sorted(set(args.scales))), quality=args.quality,
@@ -105,7 +106,7 @@ def main(argv=None) -> int:
         result = build(BuildConfig(root=args.root, listing=args.listing, out=args.out, options=options,
                                    classes_file=args.classes_file, num_classes=args.num_classes,
                                    shuffle=args.shuffle, seed=args.seed, workers=args.workers,
-                                   progress=args.progress))
+                                   progress=args.progress, standalone_proto=argv is None))
     except (BuildError, InputError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1

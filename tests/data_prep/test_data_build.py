@@ -450,3 +450,14 @@ def test_disk_full_is_a_one_line_error_and_leaves_the_previous_output(small_set,
     assert "GB free there" in result.stderr and "temporary outputs removed" in result.stderr
     after = {name: (out / name).stat().st_mtime_ns for name in os.listdir(out)}
     assert after == before
+
+
+def test_command_line_runs_load_caffe_pb2_without_pycaffe(caffe_pb2):
+    code = ("import sys; from data_prep.caffe_proto import load_caffe_pb2; pb = load_caffe_pb2(standalone=True);"
+            " print(pb.Datum(label=7, encoded=True).SerializeToString().hex(), 'caffe' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert result.returncode == 0, result.stderr
+    datum_hex, caffe_imported = result.stdout.split()
+    assert caffe_imported == "False"  # pycaffe (libcaffe, scikit-image) was not loaded
+    assert bytes.fromhex(datum_hex) == caffe_pb2.Datum(label=7, encoded=True).SerializeToString()
