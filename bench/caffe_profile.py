@@ -74,6 +74,7 @@ def conv_rows(config: table.Config, batch: int, layers: dict[str, dict[str, floa
             row["gemm_alone_ms"] = alone[conv.name]["gemm_ms"]
             row["gemm_alone_gflops"] = alone[conv.name]["gemm_gflops"]
             row["overhead_ms"] = fwd - alone[conv.name]["gemm_ms"]
+            row["batched_gemm_ms"] = alone[conv.name].get("batched_gemm_ms")
         rows.append(row)
     return rows
 

@@ -109,9 +109,9 @@ class Blas:
 
     def seconds(self, m: int, n: int, k: int, repeats: int, calls: int = 1) -> float:
         """Best wall-clock time of `calls` back-to-back (m x k) @ (k x n) products, after one warm-up."""
-        rng = np.random.default_rng(0)
-        a = rng.standard_normal((m, k), dtype=np.float32)
-        b = rng.standard_normal((k, n), dtype=np.float32)
+        # the values do not change the speed (no denormals); filling is cheaper than drawing
+        a = np.full((m, k), 0.5, dtype=np.float32)
+        b = np.full((k, n), 0.25, dtype=np.float32)
         c = np.empty((m, n), dtype=np.float32)
         self.sgemm(a, b, c)
         best = float("inf")
@@ -145,13 +145,24 @@ def conv_shapes(config_name: str, batch: int) -> list[dict]:
             for c in table.conv_layers(table.resolve(config_name))]
 
 
+# A batched im2col buffer (K x batch*H*W floats) larger than this is not worth timing: a patch
+# could not afford it either (conv1_2 of D at batch 8 would need 925 MB).
+BATCHED_BUFFER_LIMIT = 256 * 2**20
+
+
 def conv_gemm(blas: Blas, config_name: str, batch: int, repeats: int = 2) -> list[dict]:
-    """Time each conv layer's GEMMs alone, as forward_cpu_gemm issues them (batch calls)."""
+    """Time each conv layer's GEMMs alone: as forward_cpu_gemm issues them (one call per image),
+    and as one call over the whole batch (N = batch x H x W) where its column buffer stays small."""
     rows = []
     for shape in conv_shapes(config_name, batch):
-        seconds = blas.seconds(shape["m"], shape["n"], shape["k"], repeats, calls=shape["calls"])
-        rows.append(dict(shape, gemm_ms=round(seconds * 1e3, 3),
-                         gemm_gflops=round(gflops(shape["m"], shape["n"], shape["k"], seconds, shape["calls"]), 2)))
+        m, n, k, calls = shape["m"], shape["n"], shape["k"], shape["calls"]
+        seconds = blas.seconds(m, n, k, repeats, calls=calls)
+        row = dict(shape, gemm_ms=round(seconds * 1e3, 3), gemm_gflops=round(gflops(m, n, k, seconds, calls), 2),
+                   batched_gemm_ms=None, batched_gemm_gflops=None)
+        if k * n * calls * 4 <= BATCHED_BUFFER_LIMIT:
+            batched = blas.seconds(m, n * calls, k, repeats)
+            row.update(batched_gemm_ms=round(batched * 1e3, 3), batched_gemm_gflops=round(gflops(m, n * calls, k, batched), 2))
+        rows.append(row)
     return rows
 
 

@@ -71,3 +71,16 @@ def test_cli_prints_json(capsys):
 def test_cli_reports_a_missing_library(capsys):
     assert gemm.main(["--sizes", "32", "--blas", "/nonexistent/libopenblas.so"]) == 1
     assert "bench.gemm: error" in capsys.readouterr().err
+
+
+def test_one_gemm_for_the_batch_only_where_its_buffer_is_affordable():
+    class CountingBlas:
+        def seconds(self, m, n, k, repeats, calls=1):
+            return 1e-12 * m * n * k * calls
+
+    rows = {r["layer"]: r for r in gemm.conv_gemm(CountingBlas(), "D", batch=8)}
+    # conv1_2's columns for 8 images: 576 x 8*224*224 floats = 925 MB
+    assert rows["conv1_2"]["batched_gemm_ms"] is None
+    # conv5_1's: 4608 x 8*14*14 floats = 29 MB; the same multiply-adds as the 8 per-image calls
+    assert rows["conv5_1"]["batched_gemm_ms"] == pytest.approx(rows["conv5_1"]["gemm_ms"])
+    assert rows["conv5_1"]["gemm_gflops"] == pytest.approx(2000.0)
