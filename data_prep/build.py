@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import random
 import signal
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -139,6 +140,12 @@ def _convert_task(task: tuple[int, str]) -> Converted | BadImage:
         return BadImage(CORRUPT, "OpenCV: " + " ".join(str(exc).split())[-200:])
 
 
+# Results converted but not yet written, at most: without a bound, a writer slower than
+# the workers (a slow disk) would let finished records pile up in memory.
+MAX_IN_FLIGHT_PER_WORKER = 64
+CHUNK = 8  # tasks per message to a worker
+
+
 @contextlib.contextmanager
 def _converter(options: ConvertOptions, workers: int):
     """A function from tasks to their results, in task order, computed by `workers` processes."""
@@ -150,10 +157,27 @@ def _converter(options: ConvertOptions, workers: int):
     # are forked before this process imports Caffe or opens an LMDB (see build()).
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     pool = multiprocessing.get_context(method).Pool(workers, initializer=_init_worker, initargs=(options,))
+    window = threading.Semaphore(MAX_IN_FLIGHT_PER_WORKER * workers)
+    stopping = threading.Event()
+
+    def fed(tasks):  # runs in the pool's task-feeding thread
+        for task in tasks:
+            window.acquire()
+            if stopping.is_set():
+                return
+            yield task
+
+    def results(tasks):
+        for result in pool.imap(_convert_task, fed(tasks), chunksize=CHUNK):
+            window.release()
+            yield result
+
     try:
-        yield lambda tasks: pool.imap(_convert_task, tasks, chunksize=8)
+        yield results
         pool.close()
     finally:
+        stopping.set()
+        window.release(CHUNK * workers + 1)  # unblock the feeder so that the pool can stop
         pool.terminate()
         pool.join()
 
@@ -227,14 +251,14 @@ def _write(config: BuildConfig, inputs: Inputs, order, results, workers: int, st
         skipped = inputs.skipped + [s for _, s in sorted(failed, key=lambda f: f[0])]
         report = report_text(skipped)
         if lmdbs.records == 0:
-            atomic.write_file(os.path.join(config.out, REPORT_FILE), report.encode())
+            atomic.write_file(os.path.join(config.out, REPORT_FILE), report.encode("utf-8", "surrogateescape"))
             raise _NothingWritten(f"no image could be converted ({len(skipped)} skipped):"
                                   f" see {os.path.join(config.out, REPORT_FILE)}")
         lmdbs.finish()
         stats = accumulator.result()
         # stats.json marks a complete set: take it away while the set changes.
         atomic.remove(os.path.join(config.out, STATS_FILE))
-        atomic.write_file(os.path.join(config.out, REPORT_FILE), report.encode())
+        atomic.write_file(os.path.join(config.out, REPORT_FILE), report.encode("utf-8", "surrogateescape"))
         atomic.write_file(os.path.join(config.out, MEAN_FILE), mean_blobproto(stats.mean_bgr, caffe_pb2))
         lmdbs.publish()
         save_stats(stats, os.path.join(config.out, STATS_FILE))

@@ -422,6 +422,24 @@ def test_interrupted_run_publishes_nothing(small_set, tmp_path, monkeypatch):
     assert after == before  # the previous complete output, untouched; no temporaries
 
 
+def test_interrupt_while_workers_are_busy_stops_them_and_publishes_nothing(small_set, tmp_path, monkeypatch):
+    original = build_module._datum_bytes
+    calls = []
+
+    def interrupted(*args):  # Ctrl-C in the writer while two worker processes convert
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(*args)
+
+    monkeypatch.setattr(build_module, "_datum_bytes", interrupted)
+    monkeypatch.setattr(build_module, "MAX_IN_FLIGHT_PER_WORKER", 1)  # the feeder is blocked
+    code, _, err = run("--root", small_set / "images", "--list", small_set / "list.txt", "--out", tmp_path / "out",
+                       "--scales", 48, "--workers", 2, "--no-progress")
+    assert code == 130 and "nothing was published" in err
+    assert os.listdir(tmp_path / "out") == []
+
+
 def test_unwritable_target_is_a_one_line_error(small_set, tmp_path):
     (tmp_path / "a-file").write_text("")
     code, out, err = run("--root", small_set / "images", "--list", small_set / "list.txt",
