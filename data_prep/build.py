@@ -157,7 +157,8 @@ def _converter(options: ConvertOptions, workers: int):
     # are forked before this process imports Caffe or opens an LMDB (see build()).
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     pool = multiprocessing.get_context(method).Pool(workers, initializer=_init_worker, initargs=(options,))
-    window = threading.Semaphore(MAX_IN_FLIGHT_PER_WORKER * workers)
+    # The pool takes CHUNK tasks before it sends any: a smaller window would deadlock.
+    window = threading.Semaphore(workers * max(MAX_IN_FLIGHT_PER_WORKER, 2 * CHUNK))
     stopping = threading.Event()
 
     def fed(tasks):  # runs in the pool's task-feeding thread

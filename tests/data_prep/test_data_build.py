@@ -433,8 +433,10 @@ def test_interrupt_while_workers_are_busy_stops_them_and_publishes_nothing(small
         return original(*args)
 
     monkeypatch.setattr(build_module, "_datum_bytes", interrupted)
-    monkeypatch.setattr(build_module, "MAX_IN_FLIGHT_PER_WORKER", 1)  # the feeder is blocked
-    code, _, err = run("--root", small_set / "images", "--list", small_set / "list.txt", "--out", tmp_path / "out",
+    # More tasks than may be in flight: the pool's feeder is blocked when the interrupt comes.
+    monkeypatch.setattr(build_module, "MAX_IN_FLIGHT_PER_WORKER", 1)
+    (tmp_path / "many.txt").write_text((small_set / "list.txt").read_text() * 10)
+    code, _, err = run("--root", small_set / "images", "--list", tmp_path / "many.txt", "--out", tmp_path / "out",
                        "--scales", 48, "--workers", 2, "--no-progress")
     assert code == 130 and "nothing was published" in err
     assert os.listdir(tmp_path / "out") == []
