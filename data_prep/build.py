@@ -143,7 +143,7 @@ def _convert_task(task: tuple[int, str]) -> Converted | BadImage:
 # Results converted but not yet written, at most: without a bound, a writer slower than
 # the workers (a slow disk) would let finished records pile up in memory.
 MAX_IN_FLIGHT_PER_WORKER = 64
-CHUNK = 8  # tasks per message to a worker
+CHUNK = 16  # tasks per message to a worker: fewer, larger messages cost less CPU
 
 
 @contextlib.contextmanager

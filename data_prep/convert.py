@@ -12,9 +12,10 @@ times the largest S is decoded straight to 1/2, 1/4 or 1/8 of its size by libjpe
 scaling and then rescaled to each S. That is much faster on large photographs but it is a
 different filter from area averaging: on busy images the result is 27-35 dB PSNR away from
 a full decode + area rescale (50+ dB on smooth ones), as far as JPEG's own error, so the
-default decodes at full size and the records match a direct rescale of the source. Images with transparency are composited over white, as a viewer
-shows them (`IMREAD_COLOR` would expose whatever colour the transparent pixels hold);
-16-bit images are rounded to 8 bits (x / 257), not truncated.
+default decodes at full size and the records match a direct rescale of the source.
+Images with transparency are composited over white, as a viewer shows them (`IMREAD_COLOR`
+would expose whatever colour the transparent pixels hold); 16-bit images are rounded to
+8 bits (x / 257), not truncated.
 
 Encoding: JPEG at the configured quality; a plain baseline JPEG whose smallest side already
 equals S is stored byte for byte (Caffe decodes it to the same pixels we would have).
