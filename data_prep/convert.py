@@ -4,7 +4,7 @@ Sec. 3.1: "let S be the smallest side of an isotropically-rescaled training imag
 the ConvNet input is cropped". Each image is decoded once and rescaled so that its smallest
 side is exactly S for every S asked for; the other side is rounded half up, the rule of the
 patched Caffe DataTransformer (`RescaledShape`), and the interpolation is the one it uses too:
-area averaging when shrinking (no aliasing; see `shrink`), bicubic when enlarging.
+area averaging when shrinking (no aliasing), bicubic when enlarging.
 
 Decoding: OpenCV, `IMREAD_COLOR`, i.e. Caffe's BGR order with EXIF orientation applied.
 Optionally (`reduced_decode`, off by default) a JPEG whose smallest side is at least 2, 4 or 8
@@ -88,28 +88,10 @@ def rescale(image: np.ndarray, side: int, original: tuple[int, int] | None = Non
     new_h, new_w = rescaled_shape(*(original or (height, width)), side)
     if (new_h, new_w) == (height, width):
         return image
-    if new_h < height or new_w < width:
-        return shrink(image, new_h, new_w)
-    return cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_CUBIC)
-
-
-def shrink(image: np.ndarray, new_h: int, new_w: int) -> np.ndarray:
-    """Area-averaging downscale.
-
-    OpenCV's INTER_AREA is exact but slow for non-integer factors: for ImageNet's 500x375
-    to S=256 (factor 1.46) it takes longer than decoding the JPEG. For factors in [1.25, 2)
-    the average over each output pixel's footprint is taken from 2x2 bilinear samples
-    instead (a bilinear resize to twice the size, then OpenCV's fast exact 2:1 area step):
-    2.5x faster, and 47-56 dB PSNR from INTER_AREA on photographs, far below JPEG's own
-    error at quality 95 (and closer to INTER_AREA than bilinear resizing, 41-46 dB). Nearer
-    to 1 the supersampling would soften the image more than area averaging does, and from 2
-    up INTER_AREA is fast enough: both use INTER_AREA.
-    """
-    height, width = image.shape[:2]
-    if 1.25 <= min(height / new_h, width / new_w) and height < 2 * new_h and width < 2 * new_w:
-        doubled = cv2.resize(image, (2 * new_w, 2 * new_h), interpolation=cv2.INTER_LINEAR)
-        return cv2.resize(doubled, (new_w, new_h), interpolation=cv2.INTER_AREA)
-    return cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    # Exactly the patched DataTransformer's interpolation (RescaledShape + cv::resize), so a
+    # stored S and a jittered S are the same image: area when shrinking, bicubic when enlarging.
+    shrink = new_h < height or new_w < width
+    return cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
 def full_shape(header: ImageHeader, image: np.ndarray, factor: int) -> tuple[int, int]:

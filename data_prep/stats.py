@@ -102,6 +102,7 @@ def save_stats(stats: Stats, path: str | os.PathLike) -> None:
         with os.fdopen(fd, "w") as f:
             json.dump(stats.to_json(), f, indent=2)
             f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; stats are for everyone who trains
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -293,8 +293,8 @@ def test_mean_and_pca_are_exactly_numpys_on_the_same_pixels(small_set, all_pixel
 def test_mean_and_pca_are_close_to_numpys_on_an_opencv_area_rescale(small_set, all_pixel_stats):
     stats = all_pixel_stats
     mean, eigenvalues, eigenvectors = numpy_statistics(training_pixels(small_set, 48, direct_rescale))
-    # Tolerances: our area averaging differs from INTER_AREA by 45-55 dB PSNR (convert.shrink),
-    # which moves the mean by hundredths of a grey level and the covariance by a fraction of 1%.
+    # Tolerances: the records are JPEG-encoded at quality 95 after the rescale, which moves the
+    # mean by hundredths of a grey level and the covariance by a fraction of 1%.
     assert np.allclose(stats.mean_bgr, mean, atol=0.05)
     assert np.allclose(stats.pca.eigenvalues, eigenvalues, rtol=0.01)
     for mine, theirs in zip(stats.pca.eigenvectors_rgb, eigenvectors):
