@@ -4,6 +4,7 @@ from __future__ import annotations
 
 DATA_LAYER_TARGET = 4.0  # the data layer must deliver 4x the images/s of D's training step
 CONV_TARGET = 0.80  # conv layers at 80% of the GEMM limit
+SHARED_LOAD = 1.0  # a 1-minute load average from this up: other work shared the cores
 
 
 def _f(value, digits: int = 1) -> str:
@@ -73,6 +74,13 @@ def markdown(results: dict) -> str:
              f"- PyTorch {v.get('torch')}, numpy {v.get('numpy')}, opencv-python {v.get('opencv_python')}, "
              f"Python {v.get('python')}",
              f"- Run: {results.get('started')}, {results.get('seconds')} s in all", ""]
+    loads = [x[0] for x in (m.get("load_average_at_start"), m.get("load_average_at_end")) if x]
+    if loads and max(loads) >= SHARED_LOAD:
+        lines += [f"**The machine was shared during this run** (1-minute load average up to {max(loads):.1f} "
+                  f"on {m['cores']} cores): other processes took CPU time in varying amounts, so every figure "
+                  "here is lower than this machine's, Caffe-against-PyTorch ratios are noisy, and a layer can "
+                  "appear above the GEMM limit (measured at a quieter moment). Rerun on an idle machine to "
+                  "judge the targets.", ""]
 
     nets = results.get("nets") or []
     if nets:

@@ -307,7 +307,8 @@ def main(argv=None) -> int:
     p.add_argument("--data-layer-batches", type=int, default=20)
     p.add_argument("--eval-images", type=int, default=1, help="photographs per protocol and scale (default 1)")
     p.add_argument("--out", type=Path, default=REPO / "bench", help="where results.json/.md go (default bench/)")
-    p.add_argument("--work", type=Path, default=REPO / "bench" / "work")
+    p.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "run",
+                   help="scratch (default bench/work/run: apart from bench-data's and eval_bench's own runs)")
     args = p.parse_args(argv)
     for name in ("batch", "iterations", "deep_iterations", "data_images", "data_repeat", "data_layer_batches",
                  "eval_images"):

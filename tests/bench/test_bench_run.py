@@ -155,3 +155,10 @@ def test_run_rejects_an_unknown_config():
     out = subprocess.run([sys.executable, "-m", "bench.run", "--configs", "Z"], capture_output=True, text=True,
                          cwd=REPO)
     assert out.returncode == 2 and "unknown config" in out.stderr
+
+
+def test_a_shared_machine_is_called_out():
+    results = full_results([net_row("D", 2000, 2600, 1800, 3900, 1500)])
+    assert "machine was shared" not in report.markdown(results)
+    results["machine"]["load_average_at_end"] = [4.2, 3.0, 2.0]
+    assert "**The machine was shared during this run** (1-minute load average up to 4.2" in report.markdown(results)
