@@ -33,10 +33,11 @@ caffe: ## build patched BVLC Caffe from Debian's source (GPU=1 for a CUDA build)
 caffe-test: $(SETUP_STAMP) ## run BVLC Caffe's own gtest suite (CPU tests) on the patched build
 	@$(SYSTEM_PY) tools/build_caffe.py --run-tests $(CAFFE_FLAGS)
 
-pytest: $(SETUP_STAMP) ## the project's pytest suite alone
+# The suite includes the benchmark's own tests, which need PyTorch (bench-deps, mk/bench.mk).
+pytest: $(SETUP_STAMP) bench-deps ## the project's pytest suite alone
 	$(PY) -m pytest tests
 
-test: $(SETUP_STAMP) ## the project's pytest suite, then Caffe's gtest suite
+test: $(SETUP_STAMP) bench-deps ## the project's pytest suite, then Caffe's gtest suite
 	$(PY) -m pytest tests
 	@$(SYSTEM_PY) tools/build_caffe.py --run-tests $(CAFFE_FLAGS)
 

@@ -5,9 +5,11 @@
 # (torch==2.13.0 lies on this machine's disk; pip takes it from there).
 BENCH_TORCH_VERSION = 2.13.0
 
-.PHONY: bench
+.PHONY: bench bench-deps
 
-bench: $(SETUP_STAMP) ## Caffe vs PyTorch, GEMM limit, data, dense vs multi-crop -> bench/results.md, .json (~10 min)
+bench-deps: $(SETUP_STAMP) ## install the benchmark-only extra (PyTorch) into the venv when missing
 	@$(PY) -c "import sys, torch; sys.exit(torch.__version__.split('+')[0] != '$(BENCH_TORCH_VERSION)')" 2>/dev/null \
-	  || $(PY) -m pip install --quiet "torch==$(BENCH_TORCH_VERSION)"
+	  || $(PY) -m pip install --quiet --disable-pip-version-check "torch==$(BENCH_TORCH_VERSION)"
+
+bench: bench-deps ## Caffe vs PyTorch, GEMM limit, data, dense vs multi-crop -> bench/results.md, .json (~10 min)
 	$(PY) -m bench.run $(BENCH_FLAGS)
