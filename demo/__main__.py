@@ -1,0 +1,6 @@
+"""`python -m demo`: the same as `make demo`."""
+import sys
+
+from .run_demo import main
+
+sys.exit(main())

@@ -1,0 +1,177 @@
+"""`make demo` shortened (plan QUICK: a few iterations on 600 train / 200 test images) through
+every stage with the real caffe binary and pycaffe, checking what each stage hands to the next."""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from demo import plan as plans
+from demo import run_demo
+from data_prep.fashion_mnist import DEBIAN_DIR
+from prototxt_gen import surgery, table
+
+pytestmark = pytest.mark.skipif(not Path(DEBIAN_DIR).is_dir(), reason="apt-get install dataset-fashion-mnist")
+
+QUICK = plans.QUICK
+D_FINAL = QUICK.final("D")
+STAGE_KEYS = (["import", "data_train", "data_test", "nets", "timing", "init_D"]
+              + [key for s in QUICK.train for key in (s.key, f"eval_{s.config}_{s.regime}")])
+
+
+def run(work: Path, out: Path, *extra: str) -> int:
+    return run_demo.main(["--plan", "quick", "--work", str(work), "--out", str(out), *extra])
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    work, out = root / "work", root / "report"
+    assert run(work, out) == 0
+    return work, out
+
+
+def stamp(work: Path, key: str) -> dict:
+    return json.loads((work / "stamps" / f"{key}.json").read_text())
+
+
+def demo_paths(work: Path, out: Path) -> run_demo.Demo:
+    return run_demo.Demo(QUICK, work, out, DEBIAN_DIR, force=False, jobs=1)
+
+
+def test_every_stage_finished_and_logged(demo_run):
+    work, _ = demo_run
+    for key in STAGE_KEYS:
+        assert (work / "stamps" / f"{key}.json").is_file(), key
+    for stage in QUICK.train:
+        log = (work / "logs" / f"{stage.key}.log").read_text()
+        assert f"Optimization Done." in log  # Caffe's own log, in the file
+        assert (work / demo_paths(*demo_run).final_weights(stage)).is_file()
+
+
+def test_d_starts_from_a_copy_of_trained_a(demo_run):
+    work, out = demo_run
+    demo = demo_paths(work, out)
+    trained_a = surgery.read_caffemodel(work / demo.final_weights(QUICK.final("A")))
+    init_d = surgery.read_caffemodel(work / demo.init_weights("D"))
+    mapping = table.layers_from_a(table.resolve("D"), table.MINI)
+    assert set(mapping) == {"conv1_1", "conv2_1", "conv3_1", "conv3_2", "fc6", "fc7", "fc8"}
+    for dst, src in mapping.items():
+        assert len(init_d[dst]) == len(trained_a[src]) == 2
+        for got, want in zip(init_d[dst], trained_a[src]):
+            assert got.tobytes() == want.tobytes(), dst  # bit-identical
+    # the layers in between are D's own random ones, not A's
+    assert "conv1_2" in init_d and "conv1_2" not in trained_a
+    # and D's first `caffe train` started from exactly that file
+    first_d = QUICK.chain("D")[0]
+    log = (work / "logs" / f"{first_d.key}.log").read_text()
+    assert f"-weights {demo.init_weights('D')}" in log.splitlines()[1]
+
+
+def test_each_fine_tuning_stage_starts_from_the_previous_stage(demo_run):
+    work, out = demo_run
+    demo = demo_paths(work, out)
+    chain = QUICK.chain("D")
+    for previous, stage in zip(chain, chain[1:]):
+        command = (work / "logs" / f"{stage.key}.log").read_text().splitlines()[1]
+        assert f"-weights {demo.final_weights(previous)}" in command
+        regime = {r.name: r for r in table.regimes(table.MINI)}[stage.regime]
+        solver = (work / demo.solver(stage)).read_text()
+        assert f"base_lr: {regime.base_lr:g}" in solver
+        assert f"max_iter: {stage.iterations}" in solver
+
+
+def test_evaluation_scores_with_the_fine_tuned_snapshot(demo_run):
+    """The npz of D's evaluation names the final jittered snapshot, and its posteriors are what
+    pycaffe computes from that snapshot (two images re-scored here)."""
+    work, out = demo_run
+    demo = demo_paths(work, out)
+    from evaluation import posteriors as post
+    from evaluation.images import read_image_list
+    from evaluation.nets import load_nets, resolve_model
+    from evaluation.protocols import evaluate_dense
+    from data_prep.stats import load_stats
+
+    runs = [post.load(p) for p in sorted((work / demo.eval_dir(D_FINAL)).glob("dense_Q*/posteriors/*.npz"))]
+    lo, hi = table.MINI.jitter
+    assert {r.scales[0] for r in runs} == set(demo.test_scales(D_FINAL, multi=True)) == {lo, (lo + hi) // 2, hi}
+    assert all(r.weights == demo.final_weights(D_FINAL) and r.train_scale == f"[{lo};{hi}]" for r in runs)
+    spec = resolve_model(str(work / demo.generate.deploy_path(table.MINI, table.resolve("D"), dense=True)))
+    nets = load_nets(spec, str(work / demo.final_weights(D_FINAL)), need_dense=True, need_crop=False)
+    listing = read_image_list(work / demo.split_list("test"), limit=2)
+    mean = load_stats(work / demo.split_dir("train") / "stats.json").mean_bgr
+    run = runs[0]
+    scored = evaluate_dense(nets.dense, listing, work / "fashion-mnist" / "test", run.scales[0], mean,
+                            batch_size=QUICK.eval_batch, crop=spec.crop, show_progress=False)
+    np.testing.assert_allclose(scored.probs, run.probs[:2], rtol=1e-4, atol=1e-6)
+
+
+def test_report_tables_are_filled_with_numbers(demo_run):
+    _, out = demo_run
+    text = (out / "report.md").read_text()
+    assert "mini profile on Fashion-MNIST" in text and "QUICK" in text
+    for number in (3, 4, 5, 6):
+        section = re.split(r"\n#", text.split(f"### Table {number}:")[1])[0]
+        rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line][1:]
+        assert rows, number
+        for line in rows:
+            assert re.search(r"\| \d+\.\d\d \| \d+\.\d\d \|", line), line
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {int(r["table"]) for r in rows} == {3, 4, 5, 6}
+    assert all(0 <= float(r["top1_error_pct"]) <= 100 and r["profile"] == "mini" for r in rows)
+    lo, hi = table.MINI.jitter
+    assert any(r["model"] == "D" and r["train_S"] == f"[{lo};{hi}]" and r["test_Q"] == f"{{{lo},{(lo + hi) // 2},{hi}}}"
+               and r["paper_test_Q"] == "{256,384,512}" for r in rows)
+    for stage in QUICK.train:
+        image = cv2.imread(str(out / f"curves_{stage.config}_{stage.regime}.png"))
+        assert image is not None and image.shape[0] > 100
+        assert (image != 255).any(axis=2).sum() > 1000  # something drawn beyond the frame
+    timing = json.loads((out.parent / "work" / "timing.json").read_text())
+    assert set(timing) == {"A", "D"} and all(t["forward_ms"] > 0 and t["backward_ms"] > 0 for t in timing.values())
+
+
+def test_a_second_run_reuses_every_stage(demo_run, capsys):
+    work, out = demo_run
+    before = {p: p.stat().st_mtime_ns for p in (work / "logs").iterdir()}
+    capsys.readouterr()
+    assert run(work, out) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("reused:") == len(STAGE_KEYS)
+    assert {p: p.stat().st_mtime_ns for p in (work / "logs").iterdir()} == before
+
+
+def test_an_interrupted_training_resumes_from_its_last_snapshot(demo_run, capsys):
+    """As if `caffe train` had been stopped after the snapshot at iteration 2: the stage resumes
+    with -snapshot, and the evaluation that reads its weights is redone."""
+    work, out = demo_run
+    demo = demo_paths(work, out)
+    prefix = work / demo.snapshot_prefix(D_FINAL)
+    for suffix in (".caffemodel", ".solverstate"):
+        Path(f"{prefix}_iter_{D_FINAL.iterations}{suffix}").unlink()
+    (work / "stamps" / f"{D_FINAL.key}.json").unlink()
+    assert Path(f"{prefix}_iter_2.solverstate").is_file()
+    eval_key = f"eval_D_{D_FINAL.regime}"
+    eval_made = stamp(work, eval_key)["finished"]
+    capsys.readouterr()
+    assert run(work, out) == 0
+    printed = capsys.readouterr().out
+    log = (work / "logs" / f"{D_FINAL.key}.log").read_text()
+    assert f"-snapshot {demo.snapshot_prefix(D_FINAL)}_iter_2.solverstate" in log
+    assert f"Resuming from {demo.snapshot_prefix(D_FINAL)}_iter_2.solverstate" in log  # Caffe's own line
+    assert "resuming the interrupted run" in printed
+    assert Path(f"{prefix}_iter_{D_FINAL.iterations}.caffemodel").is_file()
+    assert stamp(work, eval_key)["finished"] != eval_made
+    assert printed.count("reused:") == len(STAGE_KEYS) - 2
+
+
+def test_force_refuses_a_directory_the_demo_did_not_make(tmp_path, capsys):
+    (tmp_path / "precious.txt").write_text("keep me")
+    assert run(tmp_path, tmp_path / "report", "--force") == 1
+    assert "not made by the demo" in capsys.readouterr().err
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
