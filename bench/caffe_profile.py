@@ -75,6 +75,7 @@ def conv_rows(config: table.Config, batch: int, layers: dict[str, dict[str, floa
             row["gemm_alone_gflops"] = alone[conv.name]["gemm_gflops"]
             row["overhead_ms"] = fwd - alone[conv.name]["gemm_ms"]
             row["batched_gemm_ms"] = alone[conv.name].get("batched_gemm_ms")
+            row["im2col_ms"] = alone[conv.name].get("im2col_ms")
         rows.append(row)
     return rows
 

@@ -166,6 +166,51 @@ def conv_gemm(blas: Blas, config_name: str, batch: int, repeats: int = 2) -> lis
     return rows
 
 
+IM2COL_SYMBOL = "_ZN5caffe10im2col_cpuIfEEvPKT_iiiiiiiiiiiPS1_"  # caffe::im2col_cpu<float>
+
+
+def caffe_im2col(libcaffe: str | None = None):
+    """Caffe's own im2col_cpu<float> (src/caffe/util/im2col.cpp), called through ctypes."""
+    lib = ctypes.CDLL(libcaffe or libcaffe_path())
+    function = getattr(lib, IM2COL_SYMBOL)
+    function.restype = None
+    function.argtypes = [ctypes.c_void_p] + [ctypes.c_int] * 11 + [ctypes.c_void_p]
+    return function
+
+
+def im2col(function, image: np.ndarray, kernel: int, pad: int) -> np.ndarray:
+    """(C, H, W) -> (C*k*k, H*W) columns, stride 1, as a conv layer's forward makes them."""
+    channels, height, width = image.shape
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    out_h, out_w = height + 2 * pad - kernel + 1, width + 2 * pad - kernel + 1
+    columns = np.empty((channels * kernel * kernel, out_h * out_w), dtype=np.float32)
+    function(image.ctypes.data, channels, height, width, kernel, kernel, pad, pad, 1, 1, 1, 1, columns.ctypes.data)
+    return columns
+
+
+def conv_im2col(config_name: str, batch: int, repeats: int = 2) -> dict[str, float]:
+    """{layer: ms} of Caffe's im2col for `batch` images (forward_cpu_gemm runs it once per image;
+    1x1 convolutions skip it)."""
+    from prototxt_gen import table
+
+    function = caffe_im2col()
+    times = {}
+    for conv in table.conv_layers(table.resolve(config_name)):
+        if conv.kernel == 1:
+            times[conv.name] = 0.0
+            continue
+        image = np.full((conv.in_channels, conv.in_size, conv.in_size), 0.5, dtype=np.float32)
+        im2col(function, image, conv.kernel, conv.pad)
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(batch):
+                im2col(function, image, conv.kernel, conv.pad)
+            best = min(best, time.perf_counter() - start)
+        times[conv.name] = round(best * 1e3, 3)
+    return times
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.gemm", description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096])
@@ -184,6 +229,8 @@ def main(argv=None) -> int:
     result = limit(blas, args.sizes, args.repeats)
     if args.conv_config:
         result["conv"] = conv_gemm(blas, args.conv_config, args.batch)
+        for row, (layer, ms) in zip(result["conv"], conv_im2col(args.conv_config, args.batch).items()):
+            row["im2col_ms"] = ms
     print(json.dumps(result))
     return 0
 

@@ -142,12 +142,14 @@ def markdown(results: dict) -> str:
                   f"{_pct(s['conv_forward_fraction'])} of the limit. 'GEMM alone' is the same layer's "
                   "forward GEMMs (M = out channels, N = H x W, K = in channels x k x k), one call per image "
                   "as BaseConvolutionLayer::forward_cpu_gemm makes them, through the same BLAS; the rest of "
-                  "the layer's time is im2col, the bias GEMM and the loop. 'One GEMM for the batch' is the "
+                  "the layer's time is im2col, the bias GEMM and the loop. 'im2col' is Caffe's own "
+                  "im2col_cpu (called through ctypes from libcaffe.so) for the batch, single-threaded as in "
+                  "the layer. 'One GEMM for the batch' is the "
                   "same work as a single call with N = batch x H x W (what batching im2col would issue; "
                   "timed only where that column buffer stays under 256 MB).", "",
                   "| layer | M x N x K | Caffe fwd ms | GFLOP/s | of limit | GEMM alone ms | GEMM alone GFLOP/s "
-                  "| not GEMM ms | one GEMM for the batch ms | Caffe bwd ms |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| not GEMM ms | im2col ms | one GEMM for the batch ms | Caffe bwd ms |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         shapes = {row["layer"]: row for row in results.get("gemm_conv", [])}
         for r in profile["conv"]:
             shape = shapes.get(r["layer"])
@@ -155,7 +157,7 @@ def markdown(results: dict) -> str:
             lines.append(f"| {r['layer']} | {mnk} | {_f(r['forward_ms'])} | {_f(r.get('gflops'))} "
                          f"| {_pct(r.get('fraction_of_gemm'))} | {_f(r.get('gemm_alone_ms'))} "
                          f"| {_f(r.get('gemm_alone_gflops'))} | {_f(r.get('overhead_ms'))} "
-                         f"| {_f(r.get('batched_gemm_ms'))} | {_f(r.get('backward_ms'))} |")
+                         f"| {_f(r.get('im2col_ms'))} | {_f(r.get('batched_gemm_ms'))} | {_f(r.get('backward_ms'))} |")
         lines.append("")
 
     if "data_prep" in results or "data_layer_ips_per_core" in results:

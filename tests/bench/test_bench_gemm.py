@@ -84,3 +84,19 @@ def test_one_gemm_for_the_batch_only_where_its_buffer_is_affordable():
     # conv5_1's: 4608 x 8*14*14 floats = 29 MB; the same multiply-adds as the 8 per-image calls
     assert rows["conv5_1"]["batched_gemm_ms"] == pytest.approx(rows["conv5_1"]["gemm_ms"])
     assert rows["conv5_1"]["gemm_gflops"] == pytest.approx(2000.0)
+
+
+def reference_im2col(image, kernel, pad):
+    channels, height, width = image.shape
+    padded = np.pad(image, ((0, 0), (pad, pad), (pad, pad)))
+    out_h, out_w = height + 2 * pad - kernel + 1, width + 2 * pad - kernel + 1
+    rows = [padded[c, i:i + out_h, j:j + out_w].ravel()
+            for c in range(channels) for i in range(kernel) for j in range(kernel)]
+    return np.stack(rows)
+
+
+@pytest.mark.parametrize("kernel, pad", [(3, 1), (5, 2), (1, 0)])
+def test_caffes_im2col_is_called_with_the_right_arguments(kernel, pad):
+    image = np.random.default_rng(kernel).standard_normal((3, 6, 7), dtype=np.float32)
+    columns = gemm.im2col(gemm.caffe_im2col(), image, kernel, pad)
+    np.testing.assert_array_equal(columns, reference_im2col(image, kernel, pad))
