@@ -297,7 +297,10 @@ class Demo:
             argv += ["-snapshot", resumed]
         elif weights:
             argv += ["-weights", weights]
-        runner.command(key, argv, cwd=self.work, env={"GLOG_logtostderr": "1"}, append=bool(states),
+        # The curves and the report read Caffe's INFO lines: a GLOG_minloglevel set by the caller
+        # (pycaffe users and test suites quieten Caffe that way) must not hide them.
+        runner.command(key, argv, cwd=self.work, env={"GLOG_logtostderr": "1", "GLOG_minloglevel": "0"},
+                       append=bool(states),
                        progress=lambda text: training_progress(text, stage.iterations))
         final = self.work / self.final_weights(stage)
         if not final.exists():
