@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from itertools import groupby
 
-from . import generate, net, table
+from . import chain, generate, net, table
 from .render import number, render
 
 
@@ -38,15 +38,10 @@ def _regime_rows(config, profile, options) -> list[list[str]]:
 
 
 def _commands(config, profile, options) -> list[str]:
-    a = table.CONFIGS["A"]
-    first = table.regimes(profile)[0]
-    commands = [generate.generate_command(config, profile)]
-    if generate.start_weights(config, profile, first, options) == generate.init_from_a_path(profile, config):
-        flag = "" if profile is table.PAPER else f" --profile {profile.name}"
-        commands.append(f"vgg-init-from-a {config.name}{flag} --a-weights {generate.final_weights(profile, a, first)}"
-                        f"  # writes {generate.init_from_a_path(profile, config)}")
-    commands += [generate.train_command(config, profile, regime, options) for regime in table.regimes(profile)]
-    return commands
+    """The chain of vgg-chain (prototxt_gen.chain), so the readme and the driver cannot drift."""
+    stages = chain.stages(config, profile, options)
+    return chain.generate_commands(stages, profile) + [
+        stage.command + ("" if stage.trains else f"  # writes {stage.output}") for stage in stages]
 
 
 def _notes(config, profile, options) -> list[str]:
