@@ -33,6 +33,7 @@ setup(
             "vgg-data=data_prep.cli:main",
             "vgg-fashion-mnist=data_prep.fashion_mnist:main",
             "vgg-eval=evaluation.cli:main",
+            "vgg-chain=prototxt_gen.chain:main",
         ]
     },
 )
