@@ -247,13 +247,23 @@ def verdicts(demo, rows: list[Row]) -> list[str]:
 
 
 def _stage_table(demo) -> list[str]:
-    out = ["| stage | this run | wall time this run | wall time when made | log |", "|---|---|---|---|---|"]
+    out = ["| stage | this run | wall time | log |", "|---|---|---|---|"]
     for rec in demo.runner.records:
-        out.append(f"| {rec.title} | {rec.status} | {format_seconds(rec.seconds)} | {format_seconds(rec.made_seconds)} "
-                   f"| {('`' + rec.log + '`') if rec.log else ''} |")
-    made = sum(rec.made_seconds for rec in demo.runner.records)
-    out.append(f"| **all stages** | | {format_seconds(sum(r.seconds for r in demo.runner.records))} "
-               f"| {format_seconds(made)} | |")
+        if rec.status == "reused":
+            status, seconds = "reused", f"({format_seconds(rec.made_seconds)} when made)"
+        else:
+            status, seconds = rec.status, format_seconds(rec.seconds)
+        out.append(f"| {rec.title} | {status} | {seconds} | {('`' + rec.log + '`') if rec.log else ''} |")
+    spans = [rec.span for rec in demo.runner.records if rec.span]
+    total = time.monotonic() - demo.started
+    ran = sum(rec.status != "reused" for rec in demo.runner.records)
+    out += ["", f"**This `make demo`: {format_seconds(total)}** ({ran} of {len(demo.runner.records)} stages ran, "
+            "the others reused), from start to this report; evaluation stages run beside the trainings, so "
+            "their times overlap."]
+    if spans and ran < len(demo.runner.records):
+        made = max(end for _, end in spans) - min(start for start, _ in spans)
+        out.append(f"The outputs were made between the first stage's start and the last one's end in "
+                   f"{format_seconds(made)} (from the stamps in `{os.path.relpath(demo.work, demo.out)}/stamps/`).")
     return out
 
 
@@ -278,12 +288,18 @@ def _chain(demo) -> list[str]:
             copied = records[init_key].info.get("copied", [])
             out.insert(len(out) - 1, f"1. `vgg-init-from-a` **{stage.config}**: layers copied from trained A: "
                        f"{', '.join(copied)}; the others Glorot-random (Sec. 3.1)")
+    ran = {stage.regime for stage in demo.plan.chain("D")}
+    skipped = [r.name for r in table.regimes(table.MINI) if r.name not in ran]
+    if skipped:
+        out.append(f"\nThe table's regime chain is shortened: {', '.join(skipped)} did not run, so each stage "
+                   "above starts from the one before it (`demo/plan.py` says why).")
     return out
 
 
 def markdown(demo, rows: list[Row], curves: list[tuple[str, Path]], timing: dict, load_end) -> str:
     plan, profile = demo.plan, table.MINI
-    out = [f"# `make demo`: VGG's pipeline on Fashion-MNIST, {LABEL} (reduced size, not the paper's networks)", ""]
+    out = ["# `make demo`: VGG's pipeline on Fashion-MNIST with the reduced profile `mini` "
+           "(not the paper's networks)", ""]
     if plan.notes:
         out += [f"> **{note}**" for note in plan.notes] + [""]
     out += [f"Every figure below is the **reduced profile `{profile.name}` on Fashion-MNIST** "

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -414,13 +415,25 @@ def training_progress(text: str, max_iter: int) -> str | None:
 
 
 def _prepare_work(work: Path, force: bool) -> None:
-    """Create the work dir; FORCE empties it, but only a dir the demo made (it has the marker)."""
+    """Create the work dir; FORCE empties it, but only a dir the demo made (it has the marker).
+
+    The old contents (70,000 PNGs among them) are moved into `<work>/.old-<pid>` at once and
+    deleted by a background `rm`, so FORCE does not wait for the disk.
+    """
     if force and work.exists():
         if not (work / WORK_MARKER).exists() and any(work.iterdir()):
             raise StageError(f"FORCE: {work} is not empty and was not made by the demo; not deleting it")
-        shutil.rmtree(work)
+        trash = work / f".old-{os.getpid()}"
+        trash.mkdir()
+        for entry in work.iterdir():
+            if entry != trash and entry.name != WORK_MARKER:
+                entry.rename(trash / entry.name)
     work.mkdir(parents=True, exist_ok=True)
     (work / WORK_MARKER).write_text("made by `make demo`; everything here is generated\n")
+    old = [str(path) for path in work.glob(".old-*")]
+    if old:
+        subprocess.Popen(["rm", "-rf", *old], start_new_session=True, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, preexec_fn=lambda: os.nice(10))
 
 
 def parser() -> argparse.ArgumentParser:

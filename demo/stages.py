@@ -10,8 +10,8 @@ redrawn in place on a terminal, every 15 s in a log.
 
 CPU slots: `caffe train` and vgg-eval each keep one core busy (one BLAS thread, see
 run_demo.main), so a machine with `slots` cores runs the foreground stage and, beside it,
-commands of background stages (`submit`): the evaluation of a trained model runs while the
-next model trains. `drain()` waits for the background stages with every slot.
+commands of background stages (`submit`), at a lower priority: the evaluation of a trained
+model runs while the next model trains. `drain()` waits for the background stages with every slot.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 Command = tuple[Sequence[str], "Path | None"]  # argv, cwd
+BACKGROUND_NICE = 10
 ProgressFn = Callable[[str], "str | None"]
 
 
@@ -60,6 +61,7 @@ class StageRecord:
     made_seconds: float  # wall time of the run that made the outputs
     log: str | None = None
     info: dict = field(default_factory=dict)
+    span: tuple[float, float] | None = None  # (start, end) epoch seconds of the run that made it
 
 
 @dataclass
@@ -133,8 +135,9 @@ class Runner:
         self.say(f"\n=== {banner} " + "=" * max(3, 76 - len(banner)))
         stamp = self.stamp(key)
         if not self.force and stamp and stamp.get("signature") == sig and all(p.exists() for p in outputs()):
+            span = (stamp["started"], stamp["ended"]) if "started" in stamp and "ended" in stamp else None
             record = StageRecord(key, title, "reused", 0.0, stamp.get("seconds", 0.0), stamp.get("log"),
-                                 stamp.get("info", {}))
+                                 stamp.get("info", {}), span)
             self.say(f"    reused: outputs of an earlier run are up to date "
                      f"(made in {format_seconds(record.made_seconds)}); FORCE=1 redoes it")
             self.records.append(record)
@@ -152,10 +155,12 @@ class Runner:
         log_text = self.rel(log) if log.exists() else (self.rel(log.with_suffix(".*.log")) if several else None)
         # the stages that read these outputs are redone whenever they are made again
         finished = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {time.time_ns()}"
+        ended = time.time()
         write_json(self.stamp_path(key), {"signature": sig, "seconds": seconds, "log": log_text,
-                                          "info": info or {}, "finished": finished})
+                                          "info": info or {}, "finished": finished,
+                                          "started": ended - seconds, "ended": ended})
         self.signatures[key] = signature(sig, finished)
-        record = StageRecord(key, title, status, seconds, seconds, log_text, info or {})
+        record = StageRecord(key, title, status, seconds, seconds, log_text, info or {}, (ended - seconds, ended))
         self.records.append(record)
         where = f"[{number}] {title}: " if number is not None else ""
         self.say(f"    {where}done in {format_seconds(seconds)}" + (" (in the background)" if number else ""))
@@ -207,14 +212,15 @@ class Runner:
         return logs
 
     def _start(self, command: Command, log: Path, append: bool, env: dict | None, progress: ProgressFn | None,
-               owner: _Background | None = None) -> _Process:
+               owner: _Background | None = None, nice: int = 0) -> _Process:
         argv, cwd = command
         with open(log, "a" if append else "w") as handle:
             handle.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} in {cwd or os.getcwd()}:\n"
                          f"# {' '.join(map(str, argv))}\n")
             handle.flush()
             popen = subprocess.Popen([str(a) for a in argv], cwd=cwd, stdout=handle, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **(env or {})})
+                                     env={**os.environ, **(env or {})},
+                                     preexec_fn=(lambda: os.nice(nice)) if nice else None)
         process = _Process(popen, log, argv, progress, owner)
         self.processes.append(process)
         return process
@@ -258,7 +264,9 @@ class Runner:
             while stage.pending and busy < self.slots:
                 command, log = stage.pending.pop(0)
                 stage.started = stage.started or time.monotonic()
-                self._start(command, log, False, stage.env, stage.progress, owner=stage)
+                # beside a training, a lower priority: the chain of trainings is the critical path
+                self._start(command, log, False, stage.env, stage.progress, owner=stage,
+                            nice=BACKGROUND_NICE if foreground else 0)
                 stage.running += 1
                 busy += 1
 

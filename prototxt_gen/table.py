@@ -197,10 +197,16 @@ PAPER = Profile(name="paper", models_dir="models", solvers_dir="solvers")
 # recipe logic, only sizes and run length changed, written under models/mini/ and solvers/mini/
 # so it can never overwrite or pass for the paper's files. The schedule is the demo's to tune.
 MINI = Profile(name="mini", models_dir="models/mini", solvers_dir="solvers/mini", width_divisor=8,
-               fc_width=256, num_classes=10, crop=32, single_scales=(32, 48), jitter=(32, 64),
+               # crop 224 / 8 = 28, Fashion-MNIST's own size. The scales cannot all shrink by 8 too:
+               # five 2x2 pools make the stride 32 px in every profile, so on 28-px images a dense
+               # test at Q > 32 scores windows centred off the object (the paper's 224-px windows
+               # overlap 7 steps of 32). So S = 28 (the whole image) and 32, S in [28, 32]: every
+               # test Q stays 28-32, where the score map is one window over the whole image.
+               fc_width=256, num_classes=10, crop=28, single_scales=(28, 32), jitter=(28, 32),
                data_dir="data/mini", val_images=10_000,
-               recipe=replace(PAPER_RECIPE, max_iter=1_500),
-               schedule=Schedule(test_interval=250, plateau_patience=2, snapshot=500, display=50))
+               # the longest stage of `make demo` (demo/plan.py sets each stage's length)
+               recipe=replace(PAPER_RECIPE, max_iter=1_400),
+               schedule=Schedule(test_interval=100, plateau_patience=2, snapshot=100, display=20))
 PROFILES = {p.name: p for p in (PAPER, MINI)}
 
 

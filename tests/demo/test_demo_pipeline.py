@@ -175,3 +175,16 @@ def test_force_refuses_a_directory_the_demo_did_not_make(tmp_path, capsys):
     assert run(tmp_path, tmp_path / "report", "--force") == 1
     assert "not made by the demo" in capsys.readouterr().err
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_force_redoes_every_stage(demo_run, capsys):
+    work, out = demo_run
+    made = {key: stamp(work, key)["finished"] for key in STAGE_KEYS}
+    leftover = work / "models" / "stale.txt"
+    leftover.write_text("from an earlier run")
+    capsys.readouterr()
+    assert run(work, out, "--force") == 0
+    printed = capsys.readouterr().out
+    assert "reused:" not in printed
+    assert all(stamp(work, key)["finished"] != made[key] for key in STAGE_KEYS)
+    assert not leftover.exists()

@@ -88,7 +88,8 @@ def test_printed_commands_are_the_readmes(tmp_path, capsys):
     printed = printed_commands(capsys.readouterr().out)
     generated = readme_block(readme.model_readme(D, table.MINI, Options(gpus=0)))
     assert [line.split("  # ")[0] for line in generated[2:]] == printed
-    assert printed[1] == "vgg-init-from-a D --profile mini --a-weights models/mini/A/vgg_A_S28_iter_900.caffemodel"
+    last = table.MINI.recipe.max_iter
+    assert printed[1] == f"vgg-init-from-a D --profile mini --a-weights models/mini/A/vgg_A_S28_iter_{last}.caffemodel"
     assert not any("-gpu" in line for line in printed)
 
 

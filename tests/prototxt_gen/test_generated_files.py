@@ -76,11 +76,12 @@ def test_mini_profile_files_never_overwrite_the_papers(tmp_path):
     assert len(mini) == len(paper) and not mini & paper
     assert all(path.startswith(("models/mini/", "solvers/mini/")) for path in mini)
     assert cli.main(["D", "--profile", "mini", "--gpus", "0", "--root", str(tmp_path), "--quiet"]) == 0
-    tv = net(tmp_path / "models/mini/D/train_val_S32-64.prototxt")
+    lo, hi = table.MINI.jitter
+    tv = net(tmp_path / f"models/mini/D/train_val_S{lo}-{hi}.prototxt")
     t = by_name(tv, "data", caffe_pb2.TRAIN)
     assert (t.transform_param.crop_size, t.transform_param.smallest_side_min, t.transform_param.smallest_side_max) \
-        == (32, 32, 64)
-    assert t.data_param.source == "data/mini/train/S64_lmdb" and t.data_param.batch_size == 256
+        == (table.MINI.crop, lo, hi)
+    assert t.data_param.source == f"data/mini/train/S{hi}_lmdb" and t.data_param.batch_size == 256
     assert by_name(tv, "fc8").inner_product_param.num_output == 10
     assert "Not the paper's network" in (tmp_path / "models/mini/D/readme.md").read_text()
 
