@@ -82,11 +82,7 @@ def cache_root() -> Path:
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return _cuda_deps().sha256_file(path)  # one implementation, beside the wheel checks that also need it
 
 
 # ---------------------------------------------------------------- system packages
