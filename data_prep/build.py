@@ -156,7 +156,15 @@ def _converter(options: ConvertOptions, workers: int):
     # fork where there is one: workers start at once, with the modules already loaded. They
     # are forked before this process imports Caffe or opens an LMDB (see build()).
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    pool = multiprocessing.get_context(method).Pool(workers, initializer=_init_worker, initargs=(options,))
+    # OpenCV's thread pool does not survive a fork: a worker forked while this process's pool
+    # is alive (any earlier parallel cv2 call here, e.g. a caller's own resizing) hangs in
+    # cv2.setNumThreads. Stopping the pool across the fork gives the workers none to inherit.
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        pool = multiprocessing.get_context(method).Pool(workers, initializer=_init_worker, initargs=(options,))
+    finally:
+        cv2.setNumThreads(threads)
     # The pool takes CHUNK tasks before it sends any: a smaller window would deadlock.
     window = threading.Semaphore(workers * max(MAX_IN_FLIGHT_PER_WORKER, 2 * CHUNK))
     stopping = threading.Event()

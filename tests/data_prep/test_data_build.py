@@ -481,3 +481,27 @@ def test_command_line_runs_load_caffe_pb2_without_pycaffe(caffe_pb2):
     datum_hex, caffe_imported = result.stdout.split()
     assert caffe_imported == "False"  # pycaffe (libcaffe, scikit-image) was not loaded
     assert bytes.fromhex(datum_hex) == caffe_pb2.Datum(label=7, encoded=True).SerializeToString()
+
+
+def test_workers_start_when_the_caller_has_used_opencvs_threads(small_set, tmp_path):
+    """OpenCV's thread pool does not survive fork(): workers forked from a process whose pool
+    is running used to hang forever in cv2.setNumThreads. In a child process, so that a
+    regression fails on the timeout instead of hanging the suite."""
+    code = ("import sys, cv2, numpy as np\n"
+            "from data_prep import cli\n"
+            "cv2.setNumThreads(2)\n"
+            "big = np.random.default_rng(0).integers(0, 256, (2000, 3000, 3), dtype=np.uint8)\n"
+            "cv2.resize(big, (300, 200), interpolation=cv2.INTER_AREA)\n"
+            "cv2.GaussianBlur(big, (5, 5), 2)\n"
+            "code = cli.main(sys.argv[1:])\n"
+            "assert cv2.getNumThreads() == 2, cv2.getNumThreads()  # the caller's setting is back\n"
+            "sys.exit(code)\n")
+    args = ["--root", small_set / "images", "--list", small_set / "list.txt", "--out", tmp_path / "out",
+            "--scales", 48, "--workers", 2, "--no-progress"]
+    try:
+        result = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                                timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("vgg-data's workers hung after the caller used OpenCV's thread pool")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "S48_lmdb").is_dir()
