@@ -190,19 +190,32 @@ static int most_taps(const Tap *tab, int ntaps) {
     return most;
 }
 
-/* Round to nearest, ties to even (cvRound), and saturate to 0..255. */
-static void store_row(const float *sum, int n, uint8_t *D) {
+/* One destination row: b[0] * h[0][i] + b[1] * h[1][i] + ... over its n source rows, in that
+ * order as OpenCV sums them, rounded to nearest, ties to even (cvRound), and saturated. */
+static void vertical_pass(const float *const *h, const float *b, int n, int rowlen, uint8_t *D) {
     int i = 0;
 #ifdef __SSE2__
-    for (; i + 16 <= n; i += 16) {
-        __m128i a = _mm_cvtps_epi32(_mm_loadu_ps(sum + i));
-        __m128i b = _mm_cvtps_epi32(_mm_loadu_ps(sum + i + 4));
-        __m128i c = _mm_cvtps_epi32(_mm_loadu_ps(sum + i + 8));
-        __m128i d = _mm_cvtps_epi32(_mm_loadu_ps(sum + i + 12));
-        _mm_storeu_si128((__m128i *)(D + i), _mm_packus_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(c, d)));
+    for (; i + 16 <= rowlen; i += 16) {
+        __m128 w = _mm_set1_ps(b[0]);
+        __m128 s0 = _mm_mul_ps(w, _mm_loadu_ps(h[0] + i)), s1 = _mm_mul_ps(w, _mm_loadu_ps(h[0] + i + 4));
+        __m128 s2 = _mm_mul_ps(w, _mm_loadu_ps(h[0] + i + 8)), s3 = _mm_mul_ps(w, _mm_loadu_ps(h[0] + i + 12));
+        for (int k = 1; k < n; k++) {
+            w = _mm_set1_ps(b[k]);
+            s0 = _mm_add_ps(s0, _mm_mul_ps(w, _mm_loadu_ps(h[k] + i)));
+            s1 = _mm_add_ps(s1, _mm_mul_ps(w, _mm_loadu_ps(h[k] + i + 4)));
+            s2 = _mm_add_ps(s2, _mm_mul_ps(w, _mm_loadu_ps(h[k] + i + 8)));
+            s3 = _mm_add_ps(s3, _mm_mul_ps(w, _mm_loadu_ps(h[k] + i + 12)));
+        }
+        __m128i lo = _mm_packs_epi32(_mm_cvtps_epi32(s0), _mm_cvtps_epi32(s1));
+        __m128i hi = _mm_packs_epi32(_mm_cvtps_epi32(s2), _mm_cvtps_epi32(s3));
+        _mm_storeu_si128((__m128i *)(D + i), _mm_packus_epi16(lo, hi));
     }
 #endif
-    for (; i < n; i++) D[i] = round_saturate(sum[i]);
+    for (; i < rowlen; i++) {
+        float sum = b[0] * h[0][i];
+        for (int k = 1; k < n; k++) sum += b[k] * h[k][i];
+        D[i] = round_saturate(sum);
+    }
 }
 
 /* Shrink src (sh x sw x cn, rows sstride bytes apart) to dst (dh x dw x cn). Returns 0, or
@@ -221,12 +234,12 @@ int area_resize_u8(const uint8_t *src, int sh, int sw, long sstride,
     Tap *ytab = malloc(sizeof(Tap) * 2 * (size_t)sh);
     int *yfirst = malloc(sizeof(int) * (size_t)(dh + 1));
     float *ring = NULL;   /* the horizontal pass of the source rows in use, by row mod nring */
-    float *sum = malloc(sizeof(float) * (size_t)rowlen);
     float *lanes = malloc(sizeof(float) * 4 * (size_t)rowbytes);
     int *xsi = NULL, *eidx = NULL;
-    float *xalpha = NULL, *ew = NULL;
+    float *xalpha = NULL, *ew = NULL, *b = NULL;
+    const float **h = NULL;
     int rc = 0;
-    if (!xtab || !ytab || !yfirst || !sum || !lanes) {
+    if (!xtab || !ytab || !yfirst || !lanes) {
         rc = -2;
         goto done;
     }
@@ -252,9 +265,12 @@ int area_resize_u8(const uint8_t *src, int sh, int sw, long sstride,
     /* A destination row reads at most most_taps(ytab) consecutive source rows; they are made
      * four at a time, so a ring of that many plus 3 ahead plus 3 of alignment, in slots of 4,
      * holds every row a destination row needs while keeping the working set in cache. */
-    int nring = 4 * ((most_taps(ytab, ny) + 6 + 3) / 4);
+    int ytaps = most_taps(ytab, ny);
+    int nring = 4 * ((ytaps + 6 + 3) / 4);
     ring = malloc(sizeof(float) * (size_t)rowlen * nring);
-    if (!ring) {
+    h = malloc(sizeof(float *) * (size_t)ytaps);
+    b = malloc(sizeof(float) * (size_t)ytaps);
+    if (!ring || !h || !b) {
         rc = -2;
         goto done;
     }
@@ -274,16 +290,12 @@ int area_resize_u8(const uint8_t *src, int sh, int sw, long sstride,
             }
             made += n;
         }
-        int k = yfirst[dy];
-        const float *h = ring + (size_t)(ytab[k].si % nring) * rowlen;
-        float b = ytab[k].alpha;
-        for (int i = 0; i < rowlen; i++) sum[i] = b * h[i];
-        for (k++; k < yfirst[dy + 1]; k++) {
-            h = ring + (size_t)(ytab[k].si % nring) * rowlen;
-            b = ytab[k].alpha;
-            for (int i = 0; i < rowlen; i++) sum[i] += b * h[i];
+        int n = 0;
+        for (int k = yfirst[dy]; k < yfirst[dy + 1]; k++, n++) {
+            h[n] = ring + (size_t)(ytab[k].si % nring) * rowlen;
+            b[n] = ytab[k].alpha;
         }
-        store_row(sum, rowlen, dst + (long)dy * dstride);
+        vertical_pass(h, b, n, rowlen, dst + (long)dy * dstride);
     }
 done:
     free(xtab);
@@ -295,6 +307,7 @@ done:
     free(ew);
     free(yfirst);
     free(ring);
-    free(sum);
+    free((void *)h);
+    free(b);
     return rc;
 }
