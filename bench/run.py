@@ -302,7 +302,8 @@ def main(argv=None) -> int:
     p.add_argument("--deep-iterations", type=int, default=2,
                    help="timed passes for configs with at least D's multiply-adds (default 2)")
     p.add_argument("--gemm-sizes", type=int, nargs="+", default=[2048, 4096])
-    p.add_argument("--data-images", type=int, default=200, help="JPEGs for the data benchmarks (default 200)")
+    p.add_argument("--data-images", type=int, default=1000,
+                   help="JPEGs for the data benchmarks (default 1000: fewer and start-up time dominates)")
     p.add_argument("--data-repeat", type=int, default=1, help="best of N runs of each data tool (default 1)")
     p.add_argument("--data-layer-batches", type=int, default=20)
     p.add_argument("--eval-images", type=int, default=1, help="photographs per protocol and scale (default 1)")
