@@ -116,17 +116,14 @@ def time_config(config: table.Config, batch: int, iterations: int, profile: tabl
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.torch_vgg", description=__doc__.split("\n\n")[0])
-    p.add_argument("config")
+    p.add_argument("config", type=table.config_argument)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--iterations", type=int, default=2)
     p.add_argument("--profile", choices=sorted(table.PROFILES), default=table.PAPER.name)
     args = p.parse_args(argv)
     if args.batch < 1 or args.iterations < 1:
         p.error("--batch and --iterations must be positive")
-    try:
-        config = table.resolve(args.config)
-    except table.UnknownConfig as exc:
-        p.error(str(exc))
+    config = args.config
     print(json.dumps(time_config(config, args.batch, args.iterations, table.PROFILES[args.profile])))
     return 0
 

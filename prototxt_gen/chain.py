@@ -411,7 +411,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n", 1)[1] + "\nconfigs: " + ", ".join(table.valid_names()),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("config", metavar="CONFIG", help="A, A-LRN, B, C, D, E, B-5x5 or vgg11/13/16/19")
+    p.add_argument("config", metavar="CONFIG", type=table.config_argument, help="A, A-LRN, B, C, D, E, B-5x5 or vgg11/13/16/19")
     p.add_argument("--profile", choices=sorted(table.PROFILES), default=table.PAPER.name,
                    help="size profile the files were generated with (default: the paper's)")
     p.add_argument("--gpus", type=_count, default=generate.Options.gpus,
@@ -436,10 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
     profile = table.PROFILES[args.profile]
-    try:
-        config = table.resolve(args.config)
-    except table.UnknownConfig as exc:
-        p.error(str(exc))
+    config = args.config
     if not args.root.is_dir():
         p.error(f"--root {args.root}: not a directory")
     options = generate.Options(gpus=args.gpus, batch=args.batch, init=args.init, data_dir=args.data,

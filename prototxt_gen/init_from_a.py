@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     deeper = [c.name for c in table.CONFIGS.values() if table.initialised_from_a(c)]
     p = argparse.ArgumentParser(prog="vgg-init-from-a", description=__doc__.split("\n\n")[0],
                                 epilog="deeper configs: " + ", ".join(deeper))
-    p.add_argument("config", help="the deeper config to initialise (B, C, D, E or an alias)")
+    p.add_argument("config", type=table.config_argument, help="the deeper config to initialise (B, C, D, E or an alias)")
     p.add_argument("--a-weights", required=True, help="trained net A (.caffemodel)")
     p.add_argument("--profile", choices=sorted(table.PROFILES), default=table.PAPER.name)
     p.add_argument("--net", default=None,
@@ -80,10 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the fillers of the layers not copied")
     args = p.parse_args(argv)
     profile = table.PROFILES[args.profile]
-    try:
-        config = table.resolve(args.config)
-    except table.UnknownConfig as exc:
-        p.error(str(exc))
+    config = args.config
     if not table.initialised_from_a(config):
         p.error(f"config {config.name} is not deeper than A and trains from random init; "
                 f"deeper configs: {', '.join(deeper)}")

@@ -21,6 +21,7 @@ reduced profile changes only those and never the architecture's shape or the rec
 """
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass, field, replace
 
@@ -116,6 +117,14 @@ def resolve(name: str) -> Config:
     if key not in CONFIGS:
         raise UnknownConfig(f"unknown config {name!r}; valid: {', '.join(valid_names())}")
     return CONFIGS[key]
+
+
+def config_argument(name: str) -> Config:
+    """resolve() as an argparse `type=`: an unknown name is argparse's usage error (exit 2)."""
+    try:
+        return resolve(name)
+    except UnknownConfig as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------- Sec. 3.1 recipe
