@@ -16,13 +16,14 @@ and removed first, so its presence marks a complete set.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
+import itertools
 import multiprocessing
 import os
 import random
 import signal
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -146,49 +147,100 @@ MAX_IN_FLIGHT_PER_WORKER = 64
 CHUNK = 16  # tasks per message to a worker: fewer, larger messages cost less CPU
 
 
+def _worker_loop(conn, options: ConvertOptions) -> None:
+    """A worker process: chunks of tasks in, their results out, until None or a closed pipe."""
+    _init_worker(options)
+    while True:
+        try:
+            chunk = conn.recv()
+        except EOFError:
+            return
+        if chunk is None:
+            return
+        conn.send([_convert_task(task) for task in chunk])
+
+
 @contextlib.contextmanager
 def _converter(options: ConvertOptions, workers: int):
-    """A function from tasks to their results, in task order, computed by `workers` processes."""
+    """A function from tasks to their results, in task order, computed by `workers` processes.
+
+    Chunk k of CHUNK tasks goes to worker k mod `workers` through that worker's own pipe, and
+    the results are read back in chunk order, so they come out in task order with no
+    reordering and no helper thread. (multiprocessing.Pool's worker-handler thread wakes on
+    every result a worker sends: here it cost as much CPU as the LMDB writes.)
+    """
     if workers <= 1:
         _init_worker(options, worker_process=False)
         yield lambda tasks: map(_convert_task, tasks)
         return
     # fork where there is one: workers start at once, with the modules already loaded. They
     # are forked before this process imports Caffe or opens an LMDB (see build()).
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    processes, pipes = [], []
     # OpenCV's thread pool does not survive a fork: a worker forked while this process's pool
     # is alive (any earlier parallel cv2 call here, e.g. a caller's own resizing) hangs in
     # cv2.setNumThreads. Stopping the pool across the fork gives the workers none to inherit.
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
-        pool = multiprocessing.get_context(method).Pool(workers, initializer=_init_worker, initargs=(options,))
+        for _ in range(workers):
+            ours, theirs = context.Pipe()
+            process = context.Process(target=_worker_loop, args=(theirs, options), daemon=True)
+            process.start()
+            theirs.close()
+            processes.append(process)
+            pipes.append(ours)
+    except BaseException:
+        for process in processes:
+            process.terminate()
+        raise
     finally:
         cv2.setNumThreads(threads)
-    # The pool takes CHUNK tasks before it sends any: a smaller window would deadlock.
-    window = threading.Semaphore(workers * max(MAX_IN_FLIGHT_PER_WORKER, 2 * CHUNK))
-    stopping = threading.Event()
+    depth = max(1, MAX_IN_FLIGHT_PER_WORKER // CHUNK)  # chunks handed to one worker, at most
 
-    def fed(tasks):  # runs in the pool's task-feeding thread
-        for task in tasks:
-            window.acquire()
-            if stopping.is_set():
-                return
-            yield task
+    def died(worker: int, chunk: list) -> BuildError:
+        processes[worker].join(timeout=1)
+        return BuildError(f"worker process {processes[worker].pid} died (exit code {processes[worker].exitcode})"
+                          f" while converting {chunk[0][1]} or one of the {len(chunk) - 1} images after it")
 
     def results(tasks):
-        for result in pool.imap(_convert_task, fed(tasks), chunksize=CHUNK):
-            window.release()
-            yield result
+        remaining = iter(tasks)
+        chunks = iter(lambda: list(itertools.islice(remaining, CHUNK)), [])
+        pending = collections.deque()  # chunks sent, in order; chunk k went to worker k % workers
+        for k, chunk in enumerate(itertools.islice(chunks, depth * workers)):
+            pipes[k % workers].send(chunk)
+            pending.append(chunk)
+        done = 0
+        while pending:
+            chunk, worker = pending.popleft(), done % workers
+            try:
+                converted = pipes[worker].recv()
+            except (EOFError, OSError):
+                raise died(worker, chunk) from None
+            done += 1
+            following = next(chunks, None)  # chunk done + len(pending): the same worker's turn
+            if following is not None:
+                try:
+                    pipes[worker].send(following)
+                except OSError:
+                    raise died(worker, following) from None
+                pending.append(following)
+            yield from converted
 
     try:
         yield results
-        pool.close()
+        for pipe in pipes:
+            with contextlib.suppress(OSError):
+                pipe.send(None)
+        for process in processes:
+            process.join(timeout=5)
     finally:
-        stopping.set()
-        window.release(CHUNK * workers + 1)  # unblock the feeder so that the pool can stop
-        pool.terminate()
-        pool.join()
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+        for pipe in pipes:
+            pipe.close()
 
 
 def _datum_bytes(caffe_pb2, height: int, width: int, data: bytes, label: int) -> bytes:

@@ -505,3 +505,39 @@ def test_workers_start_when_the_caller_has_used_opencvs_threads(small_set, tmp_p
         pytest.fail("vgg-data's workers hung after the caller used OpenCV's thread pool")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "S48_lmdb").is_dir()
+
+
+def test_two_workers_write_exactly_what_one_writes(small_set, tmp_path, caffe_pb2, monkeypatch):
+    """Chunks go round-robin to the workers and come back in order: the LMDB records (keys,
+    bytes, labels) and the statistics are those of a one-process run, over many rounds."""
+    (tmp_path / "many.txt").write_text((small_set / "list.txt").read_text() * 9)
+    monkeypatch.setattr(build_module, "CHUNK", 4)
+    monkeypatch.setattr(build_module, "MAX_IN_FLIGHT_PER_WORKER", 4)  # one chunk per worker at a time
+    outputs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}"
+        code, _, err = run("--root", small_set / "images", "--list", tmp_path / "many.txt", "--out", out,
+                           "--scales", 48, 72, "--workers", workers, "--no-progress")
+        assert code == 0, err
+        outputs[workers] = ({s: [(k, d.SerializeToString()) for k, d in read_lmdb(out / f"S{s}_lmdb", caffe_pb2)]
+                             for s in (48, 72)}, json.loads((out / "stats.json").read_text()))
+    assert len(outputs[1][0][48]) == 54
+    assert outputs[2] == outputs[1]
+
+
+def test_a_worker_that_dies_is_a_one_line_error_and_publishes_nothing(small_set, tmp_path, monkeypatch):
+    """A decoder crash kills a worker process (here: os._exit in the conversion): the run stops
+    with the image named instead of waiting forever for its result."""
+    original = build_module._convert_task
+
+    def crashing(task):
+        if task[1].endswith("img 3.jpg"):
+            os._exit(3)
+        return original(task)
+
+    monkeypatch.setattr(build_module, "_convert_task", crashing)
+    code, _, err = run("--root", small_set / "images", "--list", small_set / "list.txt", "--out", tmp_path / "out",
+                       "--scales", 48, "--workers", 2, "--no-progress")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "died (exit code 3) while converting" in err and "img " in err
+    assert os.listdir(tmp_path / "out") == []
