@@ -172,7 +172,7 @@ static int tap_table(const Tap *tab, int ntaps, int dsize, int cn, int *si, floa
             alpha[d * max_tap + n] = tab[k].alpha;
         }
         for (; n < max_tap; n++) {
-            si[d * max_tap + n] = si[d * max_tap + n - 1];
+            si[d * max_tap + n] = n ? si[d * max_tap + n - 1] : 0;
             alpha[d * max_tap + n] = 0.f;
         }
     }

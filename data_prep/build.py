@@ -127,7 +127,7 @@ def _init_worker(options: ConvertOptions, worker_process: bool = True) -> None:
     cv2.setNumThreads(1)
     _keep_big_buffers()
     if worker_process:
-        # Ctrl-C is the parent's to handle (it stops the pool and removes temporary outputs).
+        # Ctrl-C is the parent's to handle (it stops the workers and removes temporary outputs).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
