@@ -161,22 +161,28 @@ static inline __attribute__((always_inline)) void rows_pass(const uint8_t *src, 
 #endif
 }
 
-/* The taps of each destination cell as a dense dsize x ntap table, short cells padded with
- * weight 0 on their last source index (a valid one); returns ntap. */
-static int tap_table(const Tap *tab, int ntaps, int dsize, int cn, int *si, float *alpha, int max_tap) {
+/* The taps of every element e = dx * cn + c of a destination row as a dense table of ntap
+ * (source byte offset, weight) pairs; a cell with fewer taps is padded with weight 0 on its
+ * last source offset (a valid one). */
+static void element_taps(const Tap *tab, int ntaps, int dw, int cn, int ntap, int *eidx, float *ew) {
     int k = 0;
-    for (int d = 0; d < dsize; d++) {
-        int n = 0;
-        for (; k < ntaps && tab[k].di == d * cn; k++, n++) {
-            si[d * max_tap + n] = tab[k].si;
-            alpha[d * max_tap + n] = tab[k].alpha;
-        }
-        for (; n < max_tap; n++) {
-            si[d * max_tap + n] = n ? si[d * max_tap + n - 1] : 0;
-            alpha[d * max_tap + n] = 0.f;
+    for (int dx = 0; dx < dw; dx++) {
+        int first = k;
+        while (k < ntaps && tab[k].di == dx * cn) k++;
+        for (int c = 0; c < cn; c++) {
+            int *ix = eidx + (dx * cn + c) * ntap;
+            float *w = ew + (dx * cn + c) * ntap;
+            for (int n = 0; n < ntap; n++) {
+                if (first + n < k) {
+                    ix[n] = tab[first + n].si + c;
+                    w[n] = tab[first + n].alpha;
+                } else {
+                    ix[n] = n ? ix[n - 1] : c;
+                    w[n] = 0.f;
+                }
+            }
         }
     }
-    return max_tap;
 }
 
 static int most_taps(const Tap *tab, int ntaps) {
@@ -235,8 +241,8 @@ int area_resize_u8(const uint8_t *src, int sh, int sw, long sstride,
     int *yfirst = malloc(sizeof(int) * (size_t)(dh + 1));
     float *ring = NULL;   /* the horizontal pass of the source rows in use, by row mod nring */
     float *lanes = malloc(sizeof(float) * 4 * (size_t)rowbytes);
-    int *xsi = NULL, *eidx = NULL;
-    float *xalpha = NULL, *ew = NULL, *b = NULL;
+    int *eidx = NULL;
+    float *ew = NULL, *b = NULL;
     const float **h = NULL;
     int rc = 0;
     if (!xtab || !ytab || !yfirst || !lanes) {
@@ -246,21 +252,13 @@ int area_resize_u8(const uint8_t *src, int sh, int sw, long sstride,
     int nx = area_taps(sw, dw, cn, scale_x, xtab);
     int ny = area_taps(sh, dh, 1, scale_y, ytab);
     int ntap = most_taps(xtab, nx);
-    xsi = malloc(sizeof(int) * (size_t)dw * ntap);
-    xalpha = malloc(sizeof(float) * (size_t)dw * ntap);
     eidx = malloc(sizeof(int) * (size_t)rowlen * ntap);
     ew = malloc(sizeof(float) * (size_t)rowlen * ntap);
-    if (!xsi || !xalpha || !eidx || !ew) {
+    if (!eidx || !ew) {
         rc = -2;
         goto done;
     }
-    tap_table(xtab, nx, dw, cn, xsi, xalpha, ntap);
-    for (int dx = 0; dx < dw; dx++)
-        for (int c = 0; c < cn; c++)
-            for (int k = 0; k < ntap; k++) {
-                eidx[(dx * cn + c) * ntap + k] = xsi[dx * ntap + k] + c;
-                ew[(dx * cn + c) * ntap + k] = xalpha[dx * ntap + k];
-            }
+    element_taps(xtab, nx, dw, cn, ntap, eidx, ew);
     tap_ranges(ytab, ny, dh, 1, yfirst);
     /* A destination row reads at most most_taps(ytab) consecutive source rows; they are made
      * four at a time, so a ring of that many plus 3 ahead plus 3 of alignment, in slots of 4,
@@ -300,8 +298,6 @@ int area_resize_u8(const uint8_t *src, int sh, int sw, long sstride,
 done:
     free(xtab);
     free(ytab);
-    free(xsi);
-    free(xalpha);
     free(lanes);
     free(eidx);
     free(ew);

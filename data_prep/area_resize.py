@@ -18,12 +18,13 @@ import ctypes
 import hashlib
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from tools.build_caffe import cache_root
+
+from . import atomic
 
 SOURCE = Path(__file__).with_name("area_resize.c")
 # No contraction into fused multiply-adds: OpenCV rounds every product and sum separately.
@@ -40,8 +41,7 @@ def library_path() -> Path:
 
 def _compile(target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", dir=target.parent)
-    os.close(fd)
+    tmp = atomic.temp_path(str(target))
     try:
         compiler = os.environ.get("CC", "cc")
         r = subprocess.run([compiler, *CFLAGS, "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True)

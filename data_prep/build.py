@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import cv2
 import lmdb
 
-from . import atomic
+from . import area_resize, atomic
 from .caffe_proto import CaffeMissing, load_caffe_pb2
 from .convert import ConvertOptions, Converted, convert_image, read_image_file
 from .imagefile import CORRUPT, BadImage
@@ -182,6 +182,8 @@ def _converter(options: ConvertOptions, workers: int):
     # cv2.setNumThreads. Stopping the pool across the fork gives the workers none to inherit.
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
+    # Loaded (on a new machine: compiled) once here, so that forked workers inherit it.
+    area_resize.available()
     try:
         for _ in range(workers):
             ours, theirs = context.Pipe()

@@ -135,7 +135,7 @@ class Runner:
         self.say(f"\n=== {banner} " + "=" * max(3, 76 - len(banner)))
         stamp = self.stamp(key)
         if not self.force and stamp and stamp.get("signature") == sig and all(p.exists() for p in outputs()):
-            span = (stamp["started"], stamp["ended"]) if "started" in stamp and "ended" in stamp else None
+            span = (stamp["ended"] - stamp["seconds"], stamp["ended"]) if "ended" in stamp else None
             record = StageRecord(key, title, "reused", 0.0, stamp.get("seconds", 0.0), stamp.get("log"),
                                  stamp.get("info", {}), span)
             self.say(f"    reused: outputs of an earlier run are up to date "
@@ -157,8 +157,7 @@ class Runner:
         finished = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {time.time_ns()}"
         ended = time.time()
         write_json(self.stamp_path(key), {"signature": sig, "seconds": seconds, "log": log_text,
-                                          "info": info or {}, "finished": finished,
-                                          "started": ended - seconds, "ended": ended})
+                                          "info": info or {}, "finished": finished, "ended": ended})
         self.signatures[key] = signature(sig, finished)
         record = StageRecord(key, title, status, seconds, seconds, log_text, info or {}, (ended - seconds, ended))
         self.records.append(record)
