@@ -4,7 +4,9 @@ Sec. 3.1's training images are rescaled to smallest side S; data prep shrinks th
 area averaging (convert.rescale). For the common non-integer ratios OpenCV's area code is
 the slowest step of the conversion: 1.5 ms for 500x375 -> 341x256 on this 2-core machine,
 more than decoding the JPEG. area_resize.c does the same arithmetic in the same order, so
-the pixels are identical (tests/data_prep/test_area_resize.py), in 0.45 ms.
+the pixels are identical (tests/data_prep/test_area_resize.py), in 0.27 ms with AVX2 (0.37 ms
+with SSE2 alone; both measured in one run, as OpenCV's time varies by a third from run to run
+on this shared machine).
 
 The C file is compiled on first use with the system's C compiler into the project's cache
 (the directory Caffe's builds live in, `VGG_CAFFE_CACHE` or ~/.cache/vgg-caffe), named by
@@ -32,6 +34,7 @@ CFLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared"]
 
 _library = None
 _error: str | None = None
+_widest = 0
 
 
 def library_path() -> Path:
@@ -65,7 +68,10 @@ def _load():
         fn = lib.area_resize_u8
         fn.restype = ctypes.c_int
         fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_long,
-                       ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_int]
+                       ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_int, ctypes.c_int]
+        lib.area_resize_widest.restype = ctypes.c_int
+        global _widest
+        _widest = lib.area_resize_widest()
         _library = fn
     except OSError as exc:  # no compiler, a failed compile, a library that does not load
         _error = f"native area resize unavailable ({exc}); using OpenCV's"
@@ -77,10 +83,16 @@ def available() -> tuple[bool, str]:
     return _load() is not None, _error or ""
 
 
-def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray | None:
+def vector_widths() -> tuple[int, ...]:
+    """The lane counts this CPU runs (8: AVX2, 4: SSE2, 1: plain C); () without the library."""
+    return tuple(w for w in (8, 4, 1) if _load() is not None and w <= _widest)
+
+
+def shrink(image: np.ndarray, width: int, height: int, lanes: int = 0) -> np.ndarray | None:
     """`cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)` for a uint8 image
     shrunk by a non-integer ratio; None where this code does not apply (enlarging, a
-    whole-number ratio on both axes, other pixel types, no compiler): use OpenCV there."""
+    whole-number ratio on both axes, other pixel types, no compiler): use OpenCV there.
+    `lanes`: which code computes it (one of vector_widths(); 0, the widest), for the tests."""
     fn = _load()
     if fn is None or image.dtype != np.uint8 or image.ndim not in (2, 3):
         return None
@@ -89,7 +101,9 @@ def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray | None:
         image = np.ascontiguousarray(image)
     out = np.empty((height, width) + image.shape[2:], np.uint8)
     rc = fn(image.ctypes.data, image.shape[0], image.shape[1], image.strides[0],
-            out.ctypes.data, height, width, out.strides[0], channels)
+            out.ctypes.data, height, width, out.strides[0], channels, lanes)
+    if rc == -3:
+        raise ValueError(f"this CPU does not run the {lanes}-lane code (it runs {vector_widths()})")
     if rc == -2:
         raise MemoryError(f"area resize of a {image.shape} image")
     return out if rc == 0 else None

@@ -212,17 +212,40 @@ def convert_image(data: bytes, options: ConvertOptions, sample_index: int = 0) -
     # OpenCV sums in doubles, exact for integers below 2^53 (an image of 3.5e13 pixels).
     channel_sums = np.array([round(v) for v in cv2.sumElems(smallest)[:3]], np.int64)
     k = options.pca_pixels_per_image
-    if k >= len(pixels):
-        sample = pixels
-    else:
-        rng = np.random.default_rng([options.seed, sample_index])
-        sample = pixels[rng.choice(len(pixels), size=k, replace=False)]
+    sample = pixels if k >= len(pixels) else pixels[sample_positions(len(pixels), k, options.seed, sample_index)]
     sample_rgb = sample[:, ::-1].astype(np.float64) / 255.0
     # einsum, not a BLAS call: for a 3x3 result BLAS's thread hand-offs cost more than the sums.
     outer = np.einsum("ni,nj->ij", sample_rgb, sample_rgb)
     return Converted(records=records, channel_sums=channel_sums, num_pixels=len(pixels),
                      pca_sum=sample_rgb.sum(axis=0), pca_outer=outer,
                      pca_count=len(sample_rgb), notes=notes)
+
+
+_GOLDEN = 0x9E3779B97F4A7C15
+_MIX = (0xBF58476D1CE4E5B9, 0x94D049BB133111EB)
+
+
+def _splitmix64(x):
+    """SplitMix64's output function; x: an int below 2**64 or a uint64 array."""
+    if isinstance(x, int):
+        x = (x ^ x >> 30) * _MIX[0] & 0xFFFFFFFFFFFFFFFF
+        x = (x ^ x >> 27) * _MIX[1] & 0xFFFFFFFFFFFFFFFF
+        return x ^ x >> 31
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(_MIX[0])
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(_MIX[1])
+    return x ^ x >> np.uint64(31)
+
+
+def sample_positions(n: int, k: int, seed: int, image: int) -> np.ndarray:
+    """k of the positions 0 .. n - 1, drawn with replacement by SplitMix64: the image's stream
+    starts at a hash of (seed, image) and draw i is the hash of start + i x golden ratio. A
+    hash, not a Generator: seeding numpy's Generator per image cost more than the whole colour
+    sum (statistics.py), and the draws depend only on these numbers."""
+    start = _splitmix64(((seed & 0xFFFFFFFF) << 32 | (image & 0xFFFFFFFF)) * _GOLDEN & 0xFFFFFFFFFFFFFFFF)
+    counters = np.uint64(start) + np.arange(1, k + 1, dtype=np.uint64) * np.uint64(_GOLDEN)
+    return _splitmix64(counters) % np.uint64(n)
 
 
 def read_image_file(path: str) -> bytes:

@@ -10,9 +10,9 @@ Every pixel weighs the same, so an image counts in proportion to its area at tha
 
 Sec. 3.1 augments with "random RGB colour shift" (Krizhevsky et al., 2012), which needs the
 eigenvalues and eigenvectors of the 3x3 covariance of RGB pixel values. They come from a
-seeded sample: `pixels_per_image` pixels of each image at the same scale, drawn without
-replacement by numpy's Generator seeded with (seed, the image's position in the input list),
-so the sample does not depend on worker scheduling or on the shuffle; an image with fewer
+seeded sample: `pixels_per_image` pixels of each image at the same scale, drawn with
+replacement by a hash of (seed, the image's position in the input list, draw number)
+(convert.sample_positions, SplitMix64), so the sample does not depend on worker scheduling or on the shuffle; an image with fewer
 pixels than that gives all of them. Only the sample's sums are kept (constant memory). The
 covariance is of pixels scaled to [0, 1], normalised by the sample size; eigenvalues are
 sorted descending, and each eigenvector's largest component is made positive (the sign is

@@ -31,7 +31,27 @@ def test_compiled_code_is_in_use():
     assert ok, why
 
 
-def test_random_sizes_and_channel_counts_match_opencv_bit_for_bit():
+def test_the_cpus_vector_code_is_found():
+    widths = area_resize.vector_widths()
+    assert widths[-1] == 1 and set(widths) <= {8, 4, 1}
+    if os.uname().machine == "x86_64":
+        assert 4 in widths  # SSE2 is part of x86-64
+        has_avx2 = " avx2" in Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else None
+        if has_avx2 is not None:
+            assert (8 in widths) == has_avx2
+    image = textured(np.random.default_rng(0), 20, 30, 3)
+    unsupported = {8, 4} - set(widths)
+    for lanes in unsupported | {2, 16}:
+        with pytest.raises(ValueError, match="does not run"):
+            area_resize.shrink(image, 13, 11, lanes)
+
+
+# Each code path (8 lanes with AVX2, 4 with SSE2, plain C) against OpenCV: the widest is what
+# runs, the others run on CPUs without AVX2 (or without x86's vectors).
+@pytest.mark.parametrize("lanes", [8, 4, 1])
+def test_random_sizes_and_channel_counts_match_opencv_bit_for_bit(lanes):
+    if lanes not in area_resize.vector_widths():
+        pytest.skip(f"this CPU does not run the {lanes}-lane code")
     rng = np.random.default_rng(7)
     checked = 0
     for _ in range(300):
@@ -39,7 +59,7 @@ def test_random_sizes_and_channel_counts_match_opencv_bit_for_bit():
         channels = int(rng.choice([1, 2, 3, 4]))
         new_h, new_w = int(rng.integers(1, height + 1)), int(rng.integers(1, width + 1))
         image = textured(rng, height, width, channels)
-        fast = area_resize.shrink(image, new_w, new_h)
+        fast = area_resize.shrink(image, new_w, new_h, lanes)
         whole = height % new_h == 0 and width % new_w == 0
         if whole:
             assert fast is None  # OpenCV's integer path: left to OpenCV
@@ -66,18 +86,21 @@ def test_random_sizes_and_channel_counts_match_opencv_bit_for_bit():
 ])
 def test_sizes_of_every_kind_match_opencv(size, new_size):
     image = textured(np.random.default_rng(size[0] * 7 + size[1]), *size, 3)
-    fast = area_resize.shrink(image, new_size[1], new_size[0])
-    if new_size[0] > size[0] or new_size[1] > size[1]:
-        assert fast is None
-        return
-    assert fast is not None
-    np.testing.assert_array_equal(fast, opencv(image, new_size[1], new_size[0]))
+    for lanes in area_resize.vector_widths():
+        fast = area_resize.shrink(image, new_size[1], new_size[0], lanes)
+        if new_size[0] > size[0] or new_size[1] > size[1]:
+            assert fast is None
+            continue
+        assert fast is not None
+        np.testing.assert_array_equal(fast, opencv(image, new_size[1], new_size[0]), err_msg=f"{lanes} lanes")
 
 
 def test_views_crops_and_flips_are_read_correctly():
     image = textured(np.random.default_rng(3), 300, 400, 3)
     for view in (image[10:290, 7:399], image[:, ::-1], image[::-1], image[:, :, ::-1], image[::2, ::3]):
-        np.testing.assert_array_equal(area_resize.shrink(view, 131, 97), opencv(np.ascontiguousarray(view), 131, 97))
+        for lanes in area_resize.vector_widths():
+            np.testing.assert_array_equal(area_resize.shrink(view, 131, 97, lanes),
+                                          opencv(np.ascontiguousarray(view), 131, 97))
 
 
 def test_what_it_does_not_handle_is_left_to_opencv():

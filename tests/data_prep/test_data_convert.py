@@ -219,3 +219,17 @@ def test_shrink_is_opencvs_area_averaging_exactly(height, width, side):
     assert min(new_h, new_w) == side
     exact = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
     assert np.array_equal(convert.rescale(image, side), exact)
+
+
+def test_pca_sample_positions_are_uniform_and_independent_per_image():
+    from data_prep.convert import sample_positions
+    draws = [sample_positions(10, 100, 3, image) for image in range(3000)]
+    assert all(d.min() >= 0 and d.max() < 10 for d in draws)
+    counts = np.bincount(np.concatenate(draws), minlength=10)
+    # 300,000 uniform draws over 10 values: each count is 30,000 +- 164 (one sd).
+    assert np.all(np.abs(counts - 30_000) < 5 * 164), counts
+    big = [sample_positions(1 << 40, 64, 0, image) for image in range(200)]
+    # Neighbouring images (and seeds) draw unrelated streams, not shifted copies of one.
+    assert len(np.unique(np.concatenate(big))) == 200 * 64
+    assert not np.intersect1d(sample_positions(1 << 40, 64, 1, 0), big[0]).size
+    assert np.array_equal(sample_positions(87296, 100, 5, 9), sample_positions(87296, 100, 5, 9))
