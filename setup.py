@@ -30,7 +30,7 @@ setup(
         "console_scripts": [
             "vgg-net=prototxt_gen.cli:main",
             "vgg-init-from-a=prototxt_gen.init_from_a:main",
-            "vgg-data=data_prep.cli:main",
+            "vgg-data=data_prep.__main__:main",
             "vgg-fashion-mnist=data_prep.fashion_mnist:main",
             "vgg-eval=evaluation.cli:main",
             "vgg-chain=prototxt_gen.chain:main",

@@ -3,13 +3,7 @@ of Sec. 2.1 (mean pixel) and Sec. 3.1 (colour PCA). See build.py for what it wri
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-
-# Before numpy is first imported: its OpenBLAS otherwise starts a thread per core at import,
-# 0.15 s of CPU for nothing (data prep does no matrix work; each worker keeps to one core).
-# A caller that imported numpy first keeps its own setting.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from .build import BuildConfig, BuildError, build, summary
 from .convert import (DEFAULT_CROP_SIZE, DEFAULT_JPEG_QUALITY, DEFAULT_MAX_PIXELS,

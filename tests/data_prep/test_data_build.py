@@ -483,6 +483,26 @@ def test_command_line_runs_load_caffe_pb2_without_pycaffe(caffe_pb2):
     assert bytes.fromhex(datum_hex) == caffe_pb2.Datum(label=7, encoded=True).SerializeToString()
 
 
+def test_only_the_vgg_data_process_limits_openblas_threads():
+    """The one-thread OpenBLAS default belongs to the vgg-data process. Importing the library
+    must leave the environment alone: it used to set OPENBLAS_NUM_THREADS on import, so every
+    later child of an importing process (a `caffe` run, a benchmark) got one BLAS thread."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    show = "import os, {module}; print(os.environ.get('OPENBLAS_NUM_THREADS'))"
+
+    def setting_after_import(module, environment):
+        result = subprocess.run([sys.executable, "-c", show.format(module=module)], capture_output=True,
+                                text=True, env=environment, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert setting_after_import("data_prep.cli", env) == "None"
+    assert setting_after_import("data_prep.build", env) == "None"
+    assert setting_after_import("data_prep.__main__", env) == "1"
+    assert setting_after_import("data_prep.__main__", {**env, "OPENBLAS_NUM_THREADS": "3"}) == "3"
+
+
 def test_workers_start_when_the_caller_has_used_opencvs_threads(small_set, tmp_path):
     """OpenCV's thread pool does not survive fork(): workers forked from a process whose pool
     is running used to hang forever in cv2.setNumThreads. In a child process, so that a
