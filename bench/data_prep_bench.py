@@ -7,7 +7,7 @@ with --synthetic) with
     once per scale;
   - `vgg-data --scales ...` (isotropic, smallest side S, all cores), one pass for all scales;
 and prints images/s of each and the ratio, for one scale (256) and for the three scales of
-Sec. 3.1 (256 384 512: convert_imageset needs three runs). images/s is from the wall-clock
+Sec. 3.1 (256 384 512: convert_imageset needs a process per scale). images/s is from the wall-clock
 time of the whole run, start-up included, the best of --repeat runs; the page cache is
 warmed first. On a shared machine wall clock depends on the neighbours, so the CPU time
 per image (user + system, all processes of the run) is printed too, and the ratio it allows
@@ -153,9 +153,9 @@ def main(argv=None) -> int:
                                      for _ in range(args.repeat))
         ours_wall, ours_cpu = best(vgg_data_seconds(root, listing, scales, args.work, workers)
                                    for _ in range(args.repeat))
-        runs = f"{len(scales)} runs" if len(scales) > 1 else "1 run"
-        print(f"| {' '.join(map(str, scales))} | {args.images / caffe_wall:.1f} ({runs}) |"
-              f" {args.images / ours_wall:.1f} (1 run) | {caffe_wall / ours_wall:.2f}x |"
+        processes = f"{len(scales)} processes" if len(scales) > 1 else "1 process"
+        print(f"| {' '.join(map(str, scales))} | {args.images / caffe_wall:.1f} ({processes}) |"
+              f" {args.images / ours_wall:.1f} (1 process) | {caffe_wall / ours_wall:.2f}x |"
               f" {1e3 * caffe_cpu / args.images:.2f} | {1e3 * ours_cpu / args.images:.2f} |"
               f" {min(workers, os.cpu_count() or 1) * caffe_cpu / ours_cpu:.2f}x |", flush=True)
     print(f"(load average {os.getloadavg()[0]:.1f} after)")
