@@ -42,8 +42,11 @@ def ensure_venv(venv: Path) -> Path:
 
 
 def install_project(venv: Path, py: Path) -> None:
-    """pip install -e . once per content of setup.py (its dependency list)."""
-    digest = hashlib.sha256((REPO / "setup.py").read_bytes()).hexdigest()[:16]
+    """pip install -e . once per content of setup.py (its dependency list) and set of top-level
+    packages: the editable install maps each top-level package to its folder when it is made, so
+    a package that gains an __init__.py later is not importable until pip runs again."""
+    packages = sorted(p.parent.name for p in REPO.glob("*/__init__.py"))
+    digest = hashlib.sha256((REPO / "setup.py").read_bytes() + "\n".join(packages).encode()).hexdigest()[:16]
     stamp = venv / f".project-installed-{digest}"
     if stamp.is_file():
         return
