@@ -11,19 +11,18 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-DECLARED = re.findall(r'"([\w-]+)=([\w.]+):(\w+)"', (REPO / "setup.py").read_text())
+TOOLS = re.findall(r'"([\w-]+)=[\w.]+:\w+"', (REPO / "setup.py").read_text())  # console_scripts
 
 
 def test_setup_declares_the_tools():
-    assert {name for name, _, _ in DECLARED} >= {"vgg-net", "vgg-data", "vgg-eval", "vgg-fashion-mnist"}
+    assert set(TOOLS) >= {"vgg-net", "vgg-data", "vgg-eval", "vgg-fashion-mnist"}
 
 
-@pytest.mark.parametrize("name,module,function", DECLARED, ids=[d[0] for d in DECLARED])
-def test_installed_tool_answers_help_outside_the_clone(name, module, function, tmp_path):
+@pytest.mark.parametrize("name", TOOLS)
+def test_installed_tool_answers_help_outside_the_clone(name, tmp_path):
     script = Path(sys.executable).parent / name
     if not script.is_file():
         pytest.skip(f"{script} is not installed (run `make setup`)")
-    assert f"from {module} import {function}" in script.read_text(), f"{name} is stale: rerun `make setup`"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run([str(script), "--help"], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=120)
