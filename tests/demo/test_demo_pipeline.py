@@ -136,6 +136,29 @@ def test_report_tables_are_filled_with_numbers(demo_run):
     assert set(timing) == {"A", "D"} and all(t["forward_ms"] > 0 and t["backward_ms"] > 0 for t in timing.values())
 
 
+def test_the_per_scale_table_shows_each_saved_single_q_run(demo_run):
+    """Every dense run at one Q of every trained stage has its row, with the top-1 error of its own
+    posteriors; the multi-crop column stands beside the dense one at the same Q."""
+    from evaluation import posteriors as post
+    from evaluation.metrics import topk_error
+
+    work, out = demo_run
+    section = (out / "report.md").read_text().split("### Each test scale on its own")[1].split("\n#")[0]
+    cells = {tuple(c.strip() for c in line.strip("|").split("|"))[:3]: [c.strip() for c in line.strip("|").split("|")][3:]
+             for line in section.splitlines() if line.startswith("| ") and "---" not in line and "config" not in line}
+    runs = [post.load(p) for p in (work / "eval").glob("*/*/posteriors/*.npz")]
+    dense = [r for r in runs if r.protocol == post.DENSE]
+    assert {(r.model, r.train_scale, str(r.scales[0])) for r in dense} == set(cells)
+    for run in dense:
+        row = cells[(run.model, run.train_scale, str(run.scales[0]))]
+        assert row[0] == f"{topk_error(run.probs, run.labels, 1):.2f} ({run.num_scored})"
+    crops = [r for r in runs if r.protocol == post.MULTICROP]
+    assert crops
+    for run in crops:
+        row = cells[(run.model, run.train_scale, str(run.scales[0]))]
+        assert row[2] == f"{topk_error(run.probs, run.labels, 1):.2f} ({run.num_scored})"
+
+
 def test_a_second_run_reuses_every_stage(demo_run, capsys):
     work, out = demo_run
     before = {p: p.stat().st_mtime_ns for p in (work / "logs").iterdir()}
