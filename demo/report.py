@@ -261,8 +261,7 @@ def per_scale(demo, runs: list[post.Posteriors]) -> list[str]:
     profile = table.MINI
     lines = []
     for stage in demo.plan.train:
-        lo, hi = demo.regimes[stage.regime].train_scale
-        train_s = str(lo) if lo == hi else f"[{lo};{hi}]"
+        train_s = _label(demo.regimes[stage.regime])
         by_q: dict[str, dict[int, post.Posteriors]] = {post.DENSE: {}, post.MULTICROP: {}}
         for run in runs:
             if (run.model, run.train_scale) == (stage.config, train_s) and run.protocol in by_q \
@@ -295,16 +294,15 @@ def _scales_deviation(profile: table.Profile, runs: list[post.Posteriors]) -> st
     m4, m5 = _map_sizes(profile)
     p4, p5 = _map_sizes(table.PAPER)
     qs = sorted({q for run in runs for q in run.scales})
-    paper_lo, paper_hi = table.PAPER.jitter
     tested = f"Every Q here is {qs[0]}-{qs[-1]}. " if qs else ""
-    stride = table.POOL_SIZE ** len(table.resolve("D").stacks)
-    return (f"- Scales: the crop and the scales are not the paper's / {profile.width_divisor}. Five 2x2 pools "
-            f"make the nets' stride {stride} px in every profile, so at crop {profile.crop} conv4 "
+    pools = len(table.resolve("D").stacks)
+    return (f"- Scales: the crop and the scales are not the paper's / {profile.width_divisor}. {pools} max-pools of "
+            f"stride {table.POOL_SIZE} make the nets' stride {table.POOL_SIZE ** pools} px in every profile, so at crop {profile.crop} conv4 "
             f"and conv5 see {m4}x{m4} and {m5}x{m5} maps (the paper's: {p4}x{p4} and {p5}x{p5}): a test scale "
             f"much above the crop would make dense evaluation score windows centred off the object, and even "
             f"a Q a few pixels off the crop changes how the pools tile the image (table above). {tested}"
             f"The jitter range is narrower than the paper's (S up to {profile.jitter[1] / profile.crop:.2f}x "
-            f"the crop instead of {paper_hi / table.PAPER.crop:.2f}x).")
+            f"the crop instead of {table.PAPER.jitter[1] / table.PAPER.crop:.2f}x).")
 
 
 def _stage_table(demo) -> list[str]:
