@@ -139,14 +139,16 @@ def test_report_tables_are_filled_with_numbers(demo_run):
 def test_the_per_scale_table_shows_each_saved_single_q_run(demo_run):
     """Every dense run at one Q of every trained stage has its row, with the top-1 error of its own
     posteriors; the multi-crop column stands beside the dense one at the same Q."""
+    from demo.report import load_runs
     from evaluation import posteriors as post
     from evaluation.metrics import topk_error
 
     work, out = demo_run
     section = (out / "report.md").read_text().split("### Each test scale on its own")[1].split("\n#")[0]
-    cells = {tuple(c.strip() for c in line.strip("|").split("|"))[:3]: [c.strip() for c in line.strip("|").split("|")][3:]
-             for line in section.splitlines() if line.startswith("| ") and "---" not in line and "config" not in line}
-    runs = [post.load(p) for p in (work / "eval").glob("*/*/posteriors/*.npz")]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("| ") and "---" not in line and "config" not in line]
+    cells = {tuple(row[:3]): row[3:] for row in rows}
+    runs = load_runs(work / "eval")
     dense = [r for r in runs if r.protocol == post.DENSE]
     assert {(r.model, r.train_scale, str(r.scales[0])) for r in dense} == set(cells)
     for run in dense:
