@@ -33,13 +33,20 @@ def parse_layer_times(log: str) -> dict[str, dict[str, float]]:
     return layers
 
 
-def layer_times(config: table.Config, batch: int, iterations: int, profile: table.Profile = table.PAPER,
-                root: Path = REPO) -> dict[str, dict[str, float]]:
-    """`caffe time` of the config's first-stage training net under `root` (the generated files)."""
+def runnable_train_net(config: table.Config, batch: int, profile: table.Profile = table.PAPER,
+                       root: Path = REPO):
+    """The config's first-stage training net under `root` (the generated files) with an Input layer
+    of `batch` crops in place of its Data layers: a NetParameter that runs without an LMDB."""
     regime = table.regimes(profile)[0]
     train_val = Path(root) / generate.train_val_path(profile, config, regime)
-    runnable = net.with_input_layer(parse(train_val.read_text(), "NetParameter", str(train_val)),
-                                    batch=batch, crop=profile.crop)
+    return net.with_input_layer(parse(train_val.read_text(), "NetParameter", str(train_val)),
+                                batch=batch, crop=profile.crop)
+
+
+def layer_times(config: table.Config, batch: int, iterations: int, profile: table.Profile = table.PAPER,
+                root: Path = REPO) -> dict[str, dict[str, float]]:
+    """`caffe time` of the config's first-stage training net (runnable_train_net)."""
+    runnable = runnable_train_net(config, batch, profile, root)
     with tempfile.TemporaryDirectory() as tmp:
         prototxt = Path(tmp) / f"{config.name}_profile.prototxt"
         prototxt.write_text(str(runnable))
@@ -64,8 +71,7 @@ def conv_rows(config: table.Config, batch: int, layers: dict[str, dict[str, floa
         times = layers.get(conv.name)
         if not times:
             raise KeyError(f"caffe time printed no time for {conv.name}")
-        flops = 2.0 * conv.in_size * conv.in_size * conv.kernel * conv.kernel * conv.in_channels \
-            * conv.out_channels * batch
+        flops = 2.0 * conv.multiply_adds * batch
         fwd = times["forward_ms"]
         row = dict(layer=conv.name, forward_ms=fwd, backward_ms=times.get("backward_ms"),
                    gflops=flops / (fwd / 1e3) / 1e9 if fwd > 0 else None)
@@ -90,8 +96,7 @@ def summary(config: table.Config, batch: int, layers: dict[str, dict[str, float]
         return sum(layers[n].get(key, 0.0) for n in layers if n in names)
 
     conv_fwd = total(conv_names, "forward_ms")
-    conv_flops = 2.0 * sum(c.in_size ** 2 * c.kernel ** 2 * c.in_channels * c.out_channels
-                           for c in table.conv_layers(config, profile)) * batch
+    conv_flops = 2.0 * sum(c.multiply_adds for c in table.conv_layers(config, profile)) * batch
     all_fwd = sum(t.get("forward_ms", 0.0) for t in layers.values())
     all_bwd = sum(t.get("backward_ms", 0.0) for t in layers.values())
     alone = sum(r.get("gemm_alone_ms", 0.0) for r in rows)

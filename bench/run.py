@@ -5,8 +5,9 @@ bench/results.md.
    our Caffe (`caffe time` through prototxt_gen.timing) against the same layers in PyTorch
    (bench/torch_vgg.py), forward, backward, forward+backward, and PyTorch's inference forward.
 2. The machine's limit: SGEMM GFLOP/s through the BLAS Caffe links (bench/gemm.py), each config's
-   achieved GFLOP/s as a fraction of it, and config D's conv layers one by one
-   (bench/caffe_profile.py).
+   achieved GFLOP/s as a fraction of it, and config D's conv layers one by one: in `caffe time`
+   of the whole net (bench/caffe_profile.py), and alone, alternating with the SGEMM so that both
+   are measured in the same minute (bench/conv_alone.py).
 3. Data: vgg-data against convert_imageset (bench/data_prep_bench.py, data prep's own), and the
    Sec. 3.1 training data layer per core (bench/data_layer.py).
 4. Evaluation: dense against 50-crop multi-crop at Q = 256, 384, 512 for D (Sec. 3.2, 4.3;
@@ -112,7 +113,7 @@ def train_flops(config, profile=None) -> int:
     from prototxt_gen import table
     profile = profile or table.PAPER
     first = table.conv_layers(config, profile)[0]
-    first_macs = first.in_size ** 2 * first.kernel ** 2 * first.in_channels * first.out_channels
+    first_macs = first.multiply_adds
     return 2 * (3 * table.multiply_adds(config, profile) - first_macs)
 
 
@@ -302,6 +303,8 @@ def main(argv=None) -> int:
     p.add_argument("--deep-iterations", type=int, default=2,
                    help="timed passes for configs with at least D's multiply-adds (default 2)")
     p.add_argument("--gemm-sizes", type=int, nargs="+", default=[2048, 4096])
+    p.add_argument("--conv-rounds", type=int, default=5,
+                   help="rounds of D's conv layers alone alternating with the largest SGEMM (default 5)")
     p.add_argument("--data-images", type=int, default=1000,
                    help="JPEGs for the data benchmarks (default 1000: fewer and start-up time dominates)")
     p.add_argument("--data-repeat", type=int, default=1, help="best of N runs of each data tool (default 1)")
@@ -311,8 +314,8 @@ def main(argv=None) -> int:
     p.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "run",
                    help="scratch (default bench/work/run: apart from bench-data's and eval_bench's own runs)")
     args = p.parse_args(argv)
-    for name in ("batch", "iterations", "deep_iterations", "data_images", "data_repeat", "data_layer_batches",
-                 "eval_images"):
+    for name in ("batch", "iterations", "deep_iterations", "conv_rounds", "data_images", "data_repeat",
+                 "data_layer_batches", "eval_images"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be positive")
     try:
@@ -357,6 +360,10 @@ def main(argv=None) -> int:
         if "profile" in args.steps:
             log(f"profile: caffe time per layer of D, batch {args.batch}")
             results["profile"] = bench_profile(args.batch, args.deep_iterations, gemm)
+            log(f"profile: D's conv layers alone, alternating with SGEMM, {args.conv_rounds} rounds")
+            results["conv_alone"] = run_json(
+                [sys.executable, "-m", "bench.conv_alone", "--batch", str(args.batch),
+                 "--rounds", str(args.conv_rounds), "--gemm-size", str(max(args.gemm_sizes))], "bench.conv_alone")
         if "data" in args.steps:
             log(f"data: vgg-data against convert_imageset, {args.data_images} JPEGs")
             results["data_prep"] = bench_data_prep(args.data_images, args.data_repeat, args.work)
@@ -375,7 +382,7 @@ def main(argv=None) -> int:
     results["seconds"] = round(time.monotonic() - started, 1)
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["settings"] = dict(batch=args.batch, iterations=args.iterations, deep_iterations=args.deep_iterations,
-                               data_images=args.data_images, data_repeat=args.data_repeat,
+                               conv_rounds=args.conv_rounds, data_images=args.data_images, data_repeat=args.data_repeat,
                                eval_images=args.eval_images, gemm_sizes=args.gemm_sizes)
     missing = schema_errors(results)
     write_atomic(args.out / "results.json", json.dumps(results, indent=1) + "\n")

@@ -270,6 +270,11 @@ class ConvLayer:
     out_channels: int
     in_size: int  # spatial size of the input map (square), at the profile's crop
 
+    @property
+    def multiply_adds(self) -> int:
+        """Of one image's forward pass: every conv of Table 1 keeps the map's size (stride 1, "same" pad)."""
+        return self.in_size * self.in_size * self.kernel * self.kernel * self.in_channels * self.out_channels
+
 
 def pooled(size: int) -> int:
     """Caffe's 2x2/2 max-pool output size (it rounds up)."""
@@ -327,8 +332,7 @@ def param_count(config: Config, profile: Profile = PAPER) -> int:
 
 def multiply_adds(config: Config, profile: Profile = PAPER) -> int:
     """Multiply-adds of one forward pass at the crop size (weights only, as usually counted)."""
-    convs = sum(c.in_size * c.in_size * c.kernel * c.kernel * c.in_channels * c.out_channels
-                for c in conv_layers(config, profile))
+    convs = sum(c.multiply_adds for c in conv_layers(config, profile))
     return convs + sum(f.in_features * f.out_features for f in fc_layers(config, profile))
 
 
