@@ -37,8 +37,8 @@ def conv_alone(config: table.Config, batch: int = 8, rounds: int = 5, calls: int
     fraction_of_gemm, fraction_rounds}], ...}: forward_ms is the best of rounds x calls runs,
     forward_ms_rounds each round's best; fraction_of_gemm = best GFLOP/s / best SGEMM GFLOP/s, and
     fraction_rounds the same within each round."""
-    if rounds < 1 or calls < 1 or gemm_size < 1:
-        raise ValueError("rounds, calls and gemm_size must be positive")
+    if min(batch, rounds, calls, gemm_size) < 1:
+        raise ValueError("batch, rounds, calls and gemm_size must be positive")
     os.environ.setdefault("GLOG_minloglevel", "2")
     import caffe
 
@@ -75,9 +75,10 @@ def conv_alone(config: table.Config, batch: int = 8, rounds: int = 5, calls: int
     for conv in convs:
         flops = 2.0 * conv.multiply_adds * batch
         seconds = layer_rounds[conv.name]
+        best_gflops = flops / min(seconds) / 1e9
         layers.append(dict(
             layer=conv.name, forward_ms=min(seconds) * 1e3, forward_ms_rounds=[s * 1e3 for s in seconds],
-            gflops=flops / min(seconds) / 1e9, fraction_of_gemm=flops / min(seconds) / 1e9 / limit,
+            gflops=best_gflops, fraction_of_gemm=best_gflops / limit,
             fraction_rounds=[flops / s / 1e9 / g for s, g in zip(seconds, gemm_rounds)]))
     all_flops = 2.0 * sum(conv.multiply_adds for conv in convs) * batch
     all_seconds = sum(min(s) for s in layer_rounds.values())

@@ -252,13 +252,16 @@ def _map_sizes(profile: table.Profile) -> tuple[int, int]:
     return sizes["conv4_1"], sizes["conv5_1"]
 
 
-def per_scale(demo, runs: list[post.Posteriors]) -> list[str]:
+def _top1_and_count(run: post.Posteriors) -> str:
+    return f"{_err(topk_error(run.probs, run.labels, 1))} ({run.num_scored})"
+
+
+def per_scale(demo, runs: list[post.Posteriors], profile: table.Profile) -> list[str]:
     """Every trained model's top-1 error at each test scale on its own, dense beside multi-crop.
 
     The multi-scale rows above average these; this table shows where the average loses: dense
     evaluation at a Q other than the crop, not the scale itself (multi-crop at the same Q is fine).
     """
-    profile = table.MINI
     lines = []
     for stage in demo.plan.train:
         train_s = _label(demo.regimes[stage.regime])
@@ -270,11 +273,11 @@ def per_scale(demo, runs: list[post.Posteriors]) -> list[str]:
         for q in sorted(set(by_q[post.DENSE]) | set(by_q[post.MULTICROP])):
             dense, crops = by_q[post.DENSE].get(q), by_q[post.MULTICROP].get(q)
             cells = [stage.config, train_s, str(q)]
-            cells.append(f"{_err(topk_error(dense.probs, dense.labels, 1))} ({dense.num_scored})" if dense else "")
+            cells.append(_top1_and_count(dense) if dense else "")
             if crops is not None:
                 subset = restrict(dense, crops.images) if dense else None
                 cells.append(_err(topk_error(subset.probs, subset.labels, 1)) if subset else "")
-                cells.append(f"{_err(topk_error(crops.probs, crops.labels, 1))} ({crops.num_scored})")
+                cells.append(_top1_and_count(crops))
             else:
                 cells += ["", ""]
             lines.append("| " + " | ".join(cells) + " |")
@@ -372,7 +375,7 @@ def markdown(demo, rows: list[Row], runs: list[post.Posteriors], curves: list[tu
             f"{min(plan.multicrop_images, plan.test_images or 10000)} test images to fit the time budget; its rows, the "
             "combined rows and the dense rows marked with that subset are over those images. "
             "Top-5 error among 10 classes is small by nature.", ""]
-    out += per_scale(demo, runs)
+    out += per_scale(demo, runs, profile)
     a, d = (table.resolve(c) for c in ("A", "D"))
     out += ["## What ran", "",
             f"Profile `{profile.name}` (prototxt_gen/table.py): Table 1's configurations with every width / "

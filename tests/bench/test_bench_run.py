@@ -100,6 +100,43 @@ def test_results_are_replaced_whole(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
 
 
+def alone_result(fractions: dict[str, float], together=1.1) -> dict:
+    return dict(config="D", batch=8, rounds=5, calls=3, gemm_size=4096, gemm_gflops=150.0,
+                gemm_gflops_rounds=[140.0, 150.0, 149.0, 120.0, 145.0], conv_forward_fraction=together,
+                layers=[dict(layer=name, forward_ms=10.0, fraction_of_gemm=f) for name, f in fractions.items()])
+
+
+def test_the_conv_target_is_decided_on_the_layers_alone_and_shows_both():
+    names = table.resolve("D").conv_names()
+    results = full_results([], conv_fraction=0.7)
+    results["conv_alone"] = alone_result({name: 0.85 for name in names})
+    (target,) = [t for t in report.targets(results) if t[0].startswith("Conv")]
+    assert target[2] is True
+    assert "each layer alone, best of 5 rounds" in target[1] and "13 of 13 layers reach it" in target[1]
+    assert "in `caffe time` of the whole net (2 passes, mean): all conv layers together 70%" in target[1]
+    assert "0 of 13 layers reach it (below: conv1_1, " in target[1]
+
+    results["conv_alone"] = alone_result({name: 0.85 if name != "conv1_1" else 0.79 for name in names})
+    (target,) = [t for t in report.targets(results) if t[0].startswith("Conv")]
+    assert target[2] is False and "12 of 13 layers reach it (below: conv1_1)" in target[1]
+
+
+def test_without_the_alone_step_the_whole_net_decides():
+    (target,) = [t for t in report.targets(full_results([], conv_fraction=0.9)) if t[0].startswith("Conv")]
+    assert target[2] is True and "alone" not in target[1]
+
+
+def test_markdown_puts_the_alone_figures_beside_caffe_time():
+    results = full_results([], conv_fraction=0.7)
+    results["conv_alone"] = alone_result({"conv1_1": 0.812, "conv5_3": 1.25})
+    text = report.markdown(results)
+    assert "**150.0 GFLOP/s** (per round: 140.0, 150.0, 149.0, 120.0, 145.0)" in text
+    conv1_1 = next(line for line in text.splitlines() if line.startswith("| conv1_1 |"))
+    assert "| 70% | 10.0 | 81% |" in conv1_1
+    conv3_1 = next(line for line in text.splitlines() if line.startswith("| conv3_1 |"))
+    assert "| 70% | n/a | n/a |" in conv3_1
+
+
 # --------------------------------------------------------------------------- the steps, tiny
 
 def test_nets_step_times_caffe_and_pytorch(mini_root):
