@@ -13,7 +13,7 @@ GPU         ?=
 CAFFE_FLAGS := $(if $(GPU),--gpu,)
 # Re-run setup only when what it depends on changed.
 SETUP_STAMP := $(VENV)/.setup-complete
-SETUP_DEPS  := setup.py tools/__init__.py tools/build_caffe.py tools/setup_env.py caffe_patches/series $(wildcard caffe_patches/*.patch)
+SETUP_DEPS  := setup.py tools/__init__.py tools/build_caffe.py tools/setup_env.py tools/openblas_core.py caffe_patches/series $(wildcard caffe_patches/*.patch)
 
 .PHONY: help setup caffe caffe-test test pytest demo bench clean
 

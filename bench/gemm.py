@@ -14,8 +14,6 @@ import argparse
 import ctypes
 import json
 import os
-import re
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -23,25 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
+from tools.openblas_core import ProbeError, linked_libraries
+
 CBLAS_ROW_MAJOR = 101
 CBLAS_NO_TRANS = 111
 
 
-class BlasNotFound(RuntimeError):
-    pass
-
-
-def linked_libraries(binary: str) -> list[tuple[str, str]]:
-    """(soname, resolved path) of what `ldd` says `binary` loads, in load order."""
-    run = subprocess.run(["ldd", binary], capture_output=True, text=True)
-    if run.returncode != 0:
-        raise BlasNotFound(f"ldd {binary} failed: {run.stderr.strip() or run.stdout.strip()}")
-    found = []
-    for line in run.stdout.splitlines():
-        match = re.match(r"\s*(\S+)\s+=>\s+(/\S+)", line)
-        if match:
-            found.append((match.group(1), match.group(2)))
-    return found
+class BlasNotFound(ProbeError):
+    """No BLAS found behind Caffe (ldd's own failures raise ProbeError, this class's base)."""
 
 
 def libcaffe_path() -> str:
@@ -223,7 +210,7 @@ def main(argv=None) -> int:
         p.error("--sizes, --repeats and --batch must be positive")
     try:
         blas = Blas(args.blas or caffe_blas())
-    except (BlasNotFound, FileNotFoundError, OSError) as exc:
+    except (ProbeError, FileNotFoundError, OSError) as exc:
         print(f"bench.gemm: error: {exc}", file=sys.stderr)
         return 1
     result = limit(blas, args.sizes, args.repeats)

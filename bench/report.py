@@ -83,7 +83,7 @@ def markdown(results: dict) -> str:
              f"- Machine: **{m['summary']}**, {m.get('memory_gib')} GiB, {m.get('os')}, kernel {m.get('kernel')}; "
              f"load average (1, 5, 15 min) at start {m.get('load_average_at_start')}, "
              f"at end {m.get('load_average_at_end')}",
-             f"- Caffe: {v.get('caffe')}", f"- BLAS: {v.get('blas')}",
+             f"- Caffe: {v.get('caffe')}", f"- BLAS: {v.get('blas')}; {v.get('openblas_kernels', 'kernels not recorded')}",
              f"- PyTorch {v.get('torch')}, numpy {v.get('numpy')}, opencv-python {v.get('opencv_python')}, "
              f"Python {v.get('python')}",
              f"- Run: {results.get('started')}, {results.get('seconds')} s in all", ""]

@@ -78,14 +78,15 @@ def versions(torch_version: str | None, blas_config: str | None) -> dict:
     import cv2
     import numpy
 
-    from tools import build_caffe
+    from tools import build_caffe, openblas_core
 
     series = (REPO / "caffe_patches" / "series").read_text().split()
     from prototxt_gen.timing import caffe_binary
     install = Path(os.path.realpath(caffe_binary())).parent.parent.name
     return dict(caffe=f"BVLC {build_caffe.BVLC_COMMIT[:7]} (Debian {build_caffe.DEBIAN_VERSION}) "
                       f"+ caffe_patches 0001-{len(series):04d}, build {install}",
-                caffe_patches=series, torch=torch_version, blas=blas_config, numpy=numpy.__version__,
+                caffe_patches=series, torch=torch_version, blas=blas_config,
+                openblas_kernels=openblas_core.describe(), numpy=numpy.__version__,
                 opencv_python=cv2.__version__, python=platform.python_version())
 
 

@@ -6,7 +6,9 @@ Steps, each skipped when already done, so a second run takes seconds:
 2. patched BVLC Caffe from tools/build_caffe.py (a cache hit when nothing changed);
 3. `.venv/` on Debian's Python 3.11 (pycaffe and Boost.Python are built against it), with the
    project installed editable (`pip install -e .`, which brings numpy, protobuf, lmdb, ...);
-4. Caffe linked into the venv: its tools on `.venv/bin`, `import caffe` through a .pth file.
+4. Caffe linked into the venv: its tools on `.venv/bin`, `import caffe` through a .pth file;
+5. OpenBLAS's kernels for this CPU, where OpenBLAS itself would fall back to old ones
+   (tools/openblas_core.py).
 Needs only Python's standard library.
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import build_caffe  # noqa: E402
+import openblas_core  # noqa: E402
 
 REPO = build_caffe.REPO
 # Datasets and tools the project's own stages use (the Fashion-MNIST demo data; see data_prep).
@@ -61,7 +64,7 @@ def install_project(venv: Path, py: Path) -> None:
     stamp.write_text("")
 
 
-def link_caffe(venv: Path, py: Path, caffe_dir: Path) -> None:
+def link_caffe(venv: Path, py: Path, caffe_dir: Path) -> Path:
     """Expose the cached build in the venv; relinked on every run, so a rebuilt Caffe is picked up."""
     bindir = venv / "bin"
     for tool in build_caffe.TOOLS:
@@ -79,6 +82,18 @@ def link_caffe(venv: Path, py: Path, caffe_dir: Path) -> None:
     tmp = pth.with_suffix(".tmp")
     tmp.write_text(f"{caffe_dir / 'python'}\n")
     os.replace(tmp, pth)
+    return Path(site)
+
+
+def set_openblas_kernels(venv: Path, site: Path, caffe_dir: Path) -> None:
+    try:
+        library = openblas_core.linked_openblas(str(caffe_dir / "lib" / "libcaffe.so"))
+        record = openblas_core.install(venv, library, site)
+    except (openblas_core.ProbeError, OSError) as exc:
+        raise build_caffe.StepError("OpenBLAS kernels", str(exc)) from exc
+    if record["coretype"]:
+        say(f"OpenBLAS picks {record['detected']} kernels by itself on this CPU: the venv sets "
+            f"{openblas_core.VARIABLE}={record['coretype']} (tools/openblas_core.py)")
 
 
 def check(py: Path) -> None:
@@ -100,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         caffe_dir = build_caffe.build(args.gpu)
         py = ensure_venv(venv)
         install_project(venv, py)
-        link_caffe(venv, py, caffe_dir)
+        site = link_caffe(venv, py, caffe_dir)
+        set_openblas_kernels(venv, site, caffe_dir)
         check(py)
     except build_caffe.StepError as exc:
         print(f"setup: {exc}", file=sys.stderr)
