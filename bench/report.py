@@ -135,7 +135,9 @@ def markdown(results: dict) -> str:
             lines += ["Achieved GFLOP/s per config: forward = 2 x the multiply-adds of Table 1's layers "
                       "(prototxt_gen.table); forward+backward = 2 x (3 x multiply-adds - conv1_1's, whose "
                       "input needs no gradient). Patch 0013 computes VGG's 3x3 layers but conv1_1 with Winograd's "
-                      "F(2x2, 3x3), 16 multiply-adds where these counts have 36: the figures are the direct "
+                      "F(2x2, 3x3), 16 multiply-adds where these counts have 36, and patch 0016 B-5x5's 5x5 "
+                      "layers with F(2x2, 5x5), 36 where they have 100 (0019 their input gradients too): "
+                      "the figures are the direct "
                       "convolution's work per second (as Winograd kernels are usually reported), which can "
                       "exceed the GEMM limit.", "",
                       "| config | Caffe fwd GFLOP/s | of limit | Caffe fwd+bwd GFLOP/s | of limit "
@@ -165,7 +167,8 @@ def markdown(results: dict) -> str:
                   "alone) is negative where that beats the stock sequence. 'im2col' is Caffe's own "
                   "im2col_cpu (called through ctypes from libcaffe.so) for the batch on one thread, as the "
                   "stock layer runs it. Patch 0013's Winograd layers (3x3, at least 16 channels, 8x8 "
-                  "pixels) multiply 2.25x less than the GEMM: their GFLOP/s counts the direct work. "
+                  "pixels) multiply 2.25x less than the GEMM (patch 0018 puts several 14x14 or 28x28 "
+                  "images in one block): their GFLOP/s counts the direct work. "
                   "'One GEMM for the batch' is the "
                   "same work as a single call with N = batch x H x W (what batching im2col would issue; "
                   "timed only where that column buffer stays under 256 MB).", "",
