@@ -14,7 +14,7 @@ in a child process) and, where it fell back to kernels older than the CPU's AVX2
   pycaffe and the `caffe` processes that the project's scripts start get those kernels;
 - `.venv/bin/activate` exports it too, for `caffe` typed in a shell.
 A value the user sets is never replaced, and a record applies only on the CPU it was made on.
-On a CPU that OpenBLAS knows, nothing is recorded and nothing changes.
+On a CPU that OpenBLAS knows, the record names no kernels and nothing changes.
 """
 from __future__ import annotations
 
