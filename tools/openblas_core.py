@@ -21,11 +21,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
-# apply() runs at every start of the venv's Python: subprocess is imported where used.
+# apply() runs at every start of the venv's Python: re and subprocess are imported where used.
 
 VARIABLE = "OPENBLAS_CORETYPE"
 RECORD = "openblas-core.json"
@@ -88,6 +87,7 @@ def choose(detected: str, flags: frozenset[str]) -> str | None:
 
 def linked_libraries(binary: str) -> list[tuple[str, str]]:
     """(soname, resolved path) of what `ldd` says `binary` loads, in load order."""
+    import re
     import subprocess
 
     run = subprocess.run(["ldd", binary], capture_output=True, text=True)
@@ -153,11 +153,13 @@ def read_record(venv: Path) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def coretype_for(record: dict | None, cpuinfo: str) -> str | None:
-    """The record's kernels, if it has any and was made on this CPU."""
+def coretype_for(record: dict | None, cpuinfo_path: str = "/proc/cpuinfo") -> str | None:
+    """The record's kernels, if it has any and was made on this CPU (read only then: apply() runs
+    at every start-up, and on CPUs OpenBLAS knows the record names none)."""
     if not record or not isinstance(record.get("coretype"), str):
         return None
-    return record["coretype"] if record.get("cpu") == cpu_signature(cpuinfo) else None
+    same_cpu = record.get("cpu") == cpu_signature(read_cpuinfo(cpuinfo_path))
+    return record["coretype"] if same_cpu else None
 
 
 def apply(environ=os.environ, venv: str | Path = sys.prefix, cpuinfo_path: str = "/proc/cpuinfo") -> str | None:
@@ -166,7 +168,7 @@ def apply(environ=os.environ, venv: str | Path = sys.prefix, cpuinfo_path: str =
     try:
         if VARIABLE in environ:
             return None
-        coretype = coretype_for(read_record(Path(venv)), read_cpuinfo(cpuinfo_path))
+        coretype = coretype_for(read_record(Path(venv)), cpuinfo_path)
         if coretype:
             environ[VARIABLE] = coretype
         return coretype
@@ -180,7 +182,7 @@ def describe(environ=os.environ, venv: str | Path = sys.prefix) -> str:
     value = environ.get(VARIABLE)
     if value is None:
         return f"{VARIABLE} unset: OpenBLAS's own choice"
-    if value == coretype_for(record, read_cpuinfo()):
+    if value == coretype_for(record):
         return (f"{VARIABLE}={value}, set by the venv: OpenBLAS picks {record.get('detected')} "
                 "kernels by itself on this CPU (tools/openblas_core.py)")
     return f"{VARIABLE}={value}, set by the user"
