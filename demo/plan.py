@@ -41,7 +41,7 @@ class Plan:
     train_images: int | None  # None: all 60,000 Fashion-MNIST training images
     test_images: int | None  # None: all 10,000 test images (the reported figures)
     train: tuple[TrainStage, ...]
-    val_images: int  # validation images of each test pass inside `caffe train` (the first of the test set)
+    val_images: int  # validation images of `caffe train`'s test passes: the first of the test set, in LMDBs of their own
     test_interval: int
     snapshot: int
     display: int
@@ -104,7 +104,7 @@ QUICK = Plan(
            TrainStage("D", FIRST, 6, evaluate="single"),
            TrainStage("D", SECOND, 4, evaluate="single"),
            TrainStage("D", JITTERED, 4)),
-    val_images=200,
+    val_images=100,  # fewer than the test images, as in FULL
     test_interval=4,
     snapshot=2,  # an intermediate snapshot, so the tests can resume from one
     display=2,

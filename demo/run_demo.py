@@ -69,6 +69,12 @@ class Demo:
         limit = self.plan.train_images if split == "train" else self.plan.test_images
         return f"fashion-mnist/{split}.txt" if limit is None else f"fashion-mnist/{split}_first{limit}.txt"
 
+    def val_list(self) -> str:
+        """The images `caffe train` validates on: the first val_images of the test split. Its LMDBs
+        hold these alone, so that each validation pass, which reads on from where the last one
+        stopped, sees the same images, and the plateau schedule compares like with like."""
+        return f"fashion-mnist/test_first{self._val_images()}_val.txt"
+
     def split_dir(self, split: str) -> str:
         return f"{self.data_dir}/{'val' if split == 'test' else split}"
 
@@ -124,12 +130,17 @@ class Demo:
         self.load_start = os.getloadavg()
 
         r.stage("import", "import Fashion-MNIST (IDX -> PNG + list files)",
-                dict(source=self.source, train=self.plan.train_images, test=self.plan.test_images), [],
-                lambda: [w / self.split_list(s) for s in ("train", "test")], self._import)
+                dict(source=self.source, train=self.plan.train_images, test=self.plan.test_images,
+                     val=self._val_images()), [],
+                lambda: [w / self.split_list(s) for s in ("train", "test")] + [w / self.val_list()],
+                self._import)
         for split in ("train", "test"):
-            r.stage(f"data_{split}", f"LMDBs of the {split} split at S = "
+            images = "the train split" if split == "train" else \
+                f"the first {self._val_images()} test images (validation in caffe train)"
+            r.stage(f"data_{split}", f"LMDBs of {images} at S = "
                     f"{', '.join(map(str, self._lmdb_scales(split)))} + statistics (vgg-data)",
-                    dict(scales=self._lmdb_scales(split), crop=self.profile.crop), ["import"],
+                    dict(scales=self._lmdb_scales(split), crop=self.profile.crop,
+                         images=self._val_images() if split == "test" else self.plan.train_images), ["import"],
                     lambda split=split: [w / self.split_dir(split) / "stats.json"]
                     + [w / self.split_dir(split) / f"S{s}_lmdb" for s in self._lmdb_scales(split)],
                     lambda runner, key, split=split: self._data(key, split))
@@ -200,14 +211,18 @@ class Demo:
                 lines = lines[:limit]
                 write_text(self.work / self.split_list(split), "".join(line + "\n" for line in lines))
             counts[split] = len(lines)
+            if split == "test":
+                write_text(self.work / self.val_list(),
+                           "".join(line + "\n" for line in lines[:self._val_images()]))
         return counts
 
     def _data(self, key: str, split: str) -> dict:
-        argv = [_python(), "-m", "data_prep", "--root", f"fashion-mnist/{split}", "--list", self.split_list(split),
+        images = self.split_list(split) if split == "train" else self.val_list()
+        argv = [_python(), "-m", "data_prep", "--root", f"fashion-mnist/{split}", "--list", images,
                 "--out", self.split_dir(split), "--scales", *map(str, self._lmdb_scales(split)),
                 "--crop-size", str(self.profile.crop), "--num-classes", str(self.profile.num_classes)]
         if split == "test":
-            argv.append("--no-shuffle")  # the first val_images of the test set validate during training
+            argv.append("--no-shuffle")  # in the test set's order, as the report names them
         self.runner.command(key, argv, cwd=self.work, progress=last_progress_line)
         return {}
 

@@ -86,6 +86,37 @@ def test_each_fine_tuning_stage_starts_from_the_previous_stage(demo_run):
         assert f"max_iter: {stage.iterations}" in solver
 
 
+def test_every_validation_pass_reads_the_same_first_test_images(demo_run):
+    """A Data layer reads on from where the last test pass stopped, so each pass would see other
+    images if the LMDB held more than one pass reads: the validation LMDBs hold exactly the first
+    val_images test images, and each stage's test_iter x TEST batch reads each of them once."""
+    import lmdb
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+
+    work, out = demo_run
+    demo = demo_paths(work, out)
+    test_list = (work / demo.split_list("test")).read_text().splitlines()
+    assert QUICK.val_images < len(test_list)  # else any LMDB of the test split would pass
+    first = [line.split()[0] for line in test_list[:QUICK.val_images]]
+    sources = set()
+    for stage in QUICK.train:
+        solver = text_format.Parse((work / demo.solver(stage)).read_text(), caffe_pb2.SolverParameter())
+        net = text_format.Parse((work / solver.net).read_text(), caffe_pb2.NetParameter())
+        (data,) = [layer for layer in net.layer
+                   if layer.type == "Data" and any(rule.phase == caffe_pb2.TEST for rule in layer.include)]
+        assert solver.test_iter[0] * data.data_param.batch_size == QUICK.val_images, stage.key
+        sources.add(data.data_param.source)
+    for source in sources:
+        env = lmdb.open(str(work / source), readonly=True, lock=False)
+        try:
+            with env.begin() as txn:
+                paths = [key.decode().split("_", 1)[1] for key, _ in txn.cursor()]
+        finally:
+            env.close()
+        assert paths == first, source  # keys are %08d_<path>, in the test list's order
+
+
 def test_evaluation_scores_with_the_fine_tuned_snapshot(demo_run):
     """The npz of D's evaluation names the final jittered snapshot, and its posteriors are what
     pycaffe computes from that snapshot (two images re-scored here)."""
