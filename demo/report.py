@@ -394,8 +394,8 @@ def markdown(demo, rows: list[Row], runs: list[post.Posteriors], curves: list[tu
             "- Weights are Glorot-initialised: the paper's N(0, 0.01) does not train at width / 8 "
             "(table.gaussian_gain); Sec. 3.1 notes that Glorot's init works too.",
             f"- Caffe validates during training on the first {demo._val_images()} test images (the plateau "
-            "schedule reads them): Fashion-MNIST has no separate validation set, and the paper too reports on "
-            "the ILSVRC val set.",
+            "schedule reads them), in LMDBs of their own so that every pass reads the same images: "
+            "Fashion-MNIST has no separate validation set, and the paper too reports on the ILSVRC val set.",
             "- The stages are far shorter than the paper's 74 epochs (`demo/plan.py`).", ""]
     out += ["## Training curves", ""]
     for title, path in curves:
