@@ -82,7 +82,8 @@ def parser() -> argparse.ArgumentParser:
                    help="stats.json for mean and colour shift (default: <DATA>/train/stats.json when "
                         f"present, else the authors' published mean); '{STATS_NONE}' forces the defaults")
     p.add_argument("--val-images", type=_positive_int, default=None,
-                   help="validation images per test pass (default: counted in the val LMDB when present)")
+                   help="validation images per test pass: all of the val LMDB's, which must hold exactly these "
+                        "when present (default: counted in it)")
     p.add_argument("--root", type=Path, default=Path("."),
                    help="directory the relative paths are written under (default: current directory)")
     p.add_argument("--quiet", action="store_true", help="do not list the files written")
@@ -109,11 +110,16 @@ def options_from(args, profile: table.Profile) -> Options:
         stats = load_stats(data_root / "train" / "stats.json")
     else:
         stats, source = load_stats(None), None
-    val_images = args.val_images
-    if val_images is None:
-        first = table.regimes(profile)[0]
-        val_images = _lmdb_entries(args.root / lmdb_path(profile, data_dir, "val",
-                                                        profile.lmdb_scale_for(first.test_scale)))
+    first = table.regimes(profile)[0]
+    val_lmdb = lmdb_path(profile, data_dir, "val", profile.lmdb_scale_for(first.test_scale))
+    entries = _lmdb_entries(args.root / val_lmdb)
+    val_images = args.val_images if args.val_images is not None else entries
+    if entries is not None and val_images != entries:
+        # A Data layer reads on from where the last test pass stopped: a pass over part of the LMDB
+        # would see other images each time, and the plateau schedule would compare unlike passes.
+        raise OptionsError(f"--val-images {val_images}: {val_lmdb} holds {entries} images, and every "
+                           "test pass must read each of them once (build the val LMDBs of the images "
+                           "to validate on, or leave --val-images out)")
     kwargs = dict(gpus=args.gpus, batch=args.batch, init=args.init, gaussian_std=args.gaussian_std,
                   data_dir=data_dir, lr_policy=args.lr_policy, stats=stats, val_images=val_images)
     if source is not None:

@@ -238,6 +238,13 @@ def test_stats_json_and_val_lmdb_drive_the_files(tmp_path):
     assert by_name(tv, "data", caffe_pb2.TEST).data_param.batch_size == 14
     assert list(solver(tmp_path / "solvers/A.prototxt").test_iter) == [1]
     assert "measured, from `mydata/train/stats.json`" in (tmp_path / "models/A/readme.md").read_text()
+    # a test pass over part of the LMDB would read other images at each pass: refused, nothing written
+    before = (tmp_path / "solvers/A.prototxt").read_text()
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["A", "--root", str(tmp_path), "--data", "mydata", "--val-images", "10", "--quiet"])
+    assert exit_.value.code == 2
+    assert (tmp_path / "solvers/A.prototxt").read_text() == before
+    assert cli.main(["A", "--root", str(tmp_path), "--data", "mydata", "--val-images", "14", "--quiet"]) == 0
 
 
 def test_unknown_config_exits_2_listing_the_valid_names(tmp_path, capsys):
