@@ -26,7 +26,7 @@ from evaluation.scales import format_test_scales
 from prototxt_gen import table
 
 from .curves import read_log, write_png
-from .stages import format_seconds
+from .stages import EVAL_ENV, format_seconds
 
 DATASET = "Fashion-MNIST test"
 LABEL = "mini profile on Fashion-MNIST"
@@ -223,10 +223,15 @@ def verdicts(demo, rows: list[Row]) -> list[str]:
     d_multi = next((r for r in rows if r.table == 4 and r.model == "D" and r.train_s == d_s), None)
     a_multi = next((r for r in rows if r.table == 4 and r.model == "A" and r.train_s == a_s), None)
     d_single = next((r for r in rows if r.table == 3 and r.model == "D" and r.train_s == d_s), None)
-    if d_multi:
-        accuracy = 100 - d_multi.top1
-        out.append(f"- **D ({d_s}), dense, multi-scale Q={d_multi.test_q}, {d_multi.result.num_scored} test images: "
-                   f"top-1 accuracy {accuracy:.2f}%** (target >= 90%: {'met' if accuracy >= 90 else 'NOT met'}).")
+    # every trained D is reported under the target, the jittered one first: it is the chain's last
+    d_rows = sorted((r for r in rows if r.table == 4 and r.model == "D"), key=lambda r: r.train_s != d_s)
+    if d_rows:
+        best = min(d_rows, key=lambda r: r.top1)
+        met = 100 - best.top1 >= 90
+        each = "; ".join(f"trained at S={r.train_s}, Q={r.test_q}: **{100 - r.top1:.2f}%** "
+                         f"({r.result.num_scored} test images)" for r in d_rows)
+        out.append(f"- D, dense multi-scale evaluation, top-1 accuracy: {each} (target >= 90%: "
+                   + (f"met by D trained at S={best.train_s})." if met else "NOT met)."))
     if d_multi and a_multi:
         better = d_multi.top1 < a_multi.top1
         out.append(f"- Deeper is better (Sec. 4.1): D {d_multi.top1:.2f}% vs A {a_multi.top1:.2f}% top-1 error "
@@ -404,7 +409,8 @@ def markdown(demo, rows: list[Row], runs: list[post.Posteriors], curves: list[tu
             f"{os.cpu_count()} CPUs; load average (1, 5, 15 min) at the start {_load(demo.load_start)}, at the end "
             f"{_load(load_end)} (other processes on the machine share the cores). Each Caffe process runs "
             f"one BLAS thread (OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}); "
-            f"evaluation runs {demo.jobs} processes at a time.", ""]
+            f"`caffe train` runs an OpenMP thread per core, each evaluation process one "
+            f"(OMP_NUM_THREADS={EVAL_ENV['OMP_NUM_THREADS']}), {demo.jobs} at a time.", ""]
     out += _stage_table(demo) + [""]
     if timing:
         out += [f"`caffe time` of each training net (forward and backward, batch {plan.timing_batch}, "

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from . import plan as plans
-from .stages import Runner, StageError, format_seconds, last_progress_line, write_json
+from .stages import EVAL_ENV, Runner, StageError, format_seconds, last_progress_line, write_json
 
 PROG = "make demo"
 REPO = Path(__file__).resolve().parent.parent
@@ -367,7 +367,7 @@ class Demo:
                            dict(jobs=jobs, batch=self.plan.eval_batch), [stage.key],
                            lambda: [out / "done.json"], commands,
                            finish=lambda: write_json(out / "done.json", {"jobs": jobs}) or {"jobs": len(jobs)},
-                           progress=last_progress_line)
+                           progress=last_progress_line, env=EVAL_ENV)
 
     def _eval_argv(self, stage: plans.TrainStage, job: dict) -> list[str]:
         # one output dir per run: parallel vgg-eval processes never read each other's files

@@ -8,10 +8,11 @@ vgg-data, vgg-eval, ...) writes its whole output to `<work>/logs/<key>.log` (`<k
 when a stage runs several), whose path is printed; the console shows one progress line,
 redrawn in place on a terminal, every 15 s in a log.
 
-CPU slots: `caffe train` and vgg-eval each keep one core busy (one BLAS thread, see
-run_demo.main), so a machine with `slots` cores runs the foreground stage and, beside it,
-commands of background stages (`submit`), at a lower priority: the evaluation of a trained
-model runs while the next model trains. `drain()` waits for the background stages with every slot.
+CPU slots: a machine with `slots` cores runs the foreground stage and, beside it, commands of
+background stages (`submit`), at a lower priority: the evaluation of a trained model runs while
+the next model trains. `caffe train`, the critical path, keeps Caffe's OpenMP thread per core;
+each vgg-eval runs one thread (EVAL_ENV) in its slot. `drain()` waits for the
+background stages with every slot.
 """
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ from typing import Callable, Iterable, Sequence
 
 Command = tuple[Sequence[str], "Path | None"]  # argv, cwd
 BACKGROUND_NICE = 10
+# Each vgg-eval takes one slot, so one thread: Caffe's OpenMP would otherwise start a thread per
+# core in every process, and two evaluations (or one beside `caffe train`) then spin at each
+# other's barriers: two dense evaluations of the mini D at Q=32 side by side scored 293 images/s
+# each with two threads, 1,075 with one.
+EVAL_ENV = {"OMP_NUM_THREADS": "1"}
 ProgressFn = Callable[[str], "str | None"]
 
 
