@@ -223,7 +223,7 @@ def verdicts(demo, rows: list[Row]) -> list[str]:
     d_multi = next((r for r in rows if r.table == 4 and r.model == "D" and r.train_s == d_s), None)
     a_multi = next((r for r in rows if r.table == 4 and r.model == "A" and r.train_s == a_s), None)
     d_single = next((r for r in rows if r.table == 3 and r.model == "D" and r.train_s == d_s), None)
-    # every trained D is reported under the target, the jittered one first: it is the chain's last
+    # every trained D is reported under the target, the chain's final one first
     d_rows = sorted((r for r in rows if r.table == 4 and r.model == "D"), key=lambda r: r.train_s != d_s)
     if d_rows:
         best = min(d_rows, key=lambda r: r.top1)
