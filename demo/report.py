@@ -26,7 +26,7 @@ from evaluation.scales import format_test_scales
 from prototxt_gen import table
 
 from .curves import read_log, write_png
-from .stages import EVAL_ENV, format_seconds
+from .stages import EVAL_ENV, format_seconds, write_text
 
 DATASET = "Fashion-MNIST test"
 LABEL = "mini profile on Fashion-MNIST"
@@ -214,17 +214,13 @@ def _find(rows: list[Row], number: int, model: str, method: str = post.DENSE, no
 
 def verdicts(demo, rows: list[Row]) -> list[str]:
     out = []
-    d_final = demo.plan.final("D")
-    lo, hi = demo.regimes[d_final.regime].train_scale
-    d_s = str(lo) if lo == hi else f"[{lo};{hi}]"
-    a_final = demo.plan.final("A")
-    lo, hi = demo.regimes[a_final.regime].train_scale
-    a_s = str(lo) if lo == hi else f"[{lo};{hi}]"
-    d_multi = next((r for r in rows if r.table == 4 and r.model == "D" and r.train_s == d_s), None)
-    a_multi = next((r for r in rows if r.table == 4 and r.model == "A" and r.train_s == a_s), None)
-    d_single = next((r for r in rows if r.table == 3 and r.model == "D" and r.train_s == d_s), None)
+    d_s = _label(demo.regimes[demo.plan.final("D").regime])
+    a_s = _label(demo.regimes[demo.plan.final("A").regime])
     # every trained D is reported under the target, the chain's final one first
     d_rows = sorted((r for r in rows if r.table == 4 and r.model == "D"), key=lambda r: r.train_s != d_s)
+    d_multi = next((r for r in d_rows if r.train_s == d_s), None)
+    a_multi = next((r for r in rows if r.table == 4 and r.model == "A" and r.train_s == a_s), None)
+    d_single = next((r for r in rows if r.table == 3 and r.model == "D" and r.train_s == d_s), None)
     if d_rows:
         best = min(d_rows, key=lambda r: r.top1)
         met = 100 - best.top1 >= 90
@@ -439,14 +435,6 @@ def csv_text(rows: list[Row]) -> str:
     return buffer.getvalue()
 
 
-def _write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
-
-
 def write_demo_report(demo, stage_seconds_report: float = 0.0) -> list[Path]:
     out = demo.out
     runs = load_runs(demo.work / "eval")
@@ -464,6 +452,6 @@ def write_demo_report(demo, stage_seconds_report: float = 0.0) -> list[Path]:
                                         stage.iterations)))
     timing_path = demo.work / "timing.json"
     timing = json.loads(timing_path.read_text()) if timing_path.exists() else {}
-    paths = [_write(out / "results.csv", csv_text(rows)),
-             _write(out / "report.md", markdown(demo, rows, runs, curves, timing, os.getloadavg()))]
+    paths = [write_text(out / "results.csv", csv_text(rows)),
+             write_text(out / "report.md", markdown(demo, rows, runs, curves, timing, os.getloadavg()))]
     return paths + [path for _, path in curves]

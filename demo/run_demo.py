@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 
 from . import plan as plans
-from .stages import EVAL_ENV, Runner, StageError, format_seconds, last_progress_line, write_json
+from .stages import (EVAL_ENV, Runner, StageError, format_seconds, last_progress_line, write_json, write_lines,
+                     write_text)
 
 PROG = "make demo"
 REPO = Path(__file__).resolve().parent.parent
@@ -209,11 +210,10 @@ class Demo:
             limit = self.plan.train_images if split == "train" else self.plan.test_images
             if limit is not None:
                 lines = lines[:limit]
-                write_text(self.work / self.split_list(split), "".join(line + "\n" for line in lines))
+                write_lines(self.work / self.split_list(split), lines)
             counts[split] = len(lines)
             if split == "test":
-                write_text(self.work / self.val_list(),
-                           "".join(line + "\n" for line in lines[:self._val_images()]))
+                write_lines(self.work / self.val_list(), lines[:self._val_images()])
         return counts
 
     def _data(self, key: str, split: str) -> dict:
@@ -384,12 +384,6 @@ class Demo:
 
 
 # --------------------------------------------------------------------------- helpers
-
-def write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _read_json(path: Path) -> dict | None:

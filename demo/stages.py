@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from data_prep import atomic
+
 Command = tuple[Sequence[str], "Path | None"]  # argv, cwd
 BACKGROUND_NICE = 10
 # Each vgg-eval takes one slot, so one thread: Caffe's OpenMP would otherwise start a thread per
@@ -45,12 +47,19 @@ def signature(*parts) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def write_json(path: Path, data) -> None:
-    """Atomically: a temp file in the same directory, then rename."""
+def write_text(path: Path, text: str) -> Path:
+    """Atomically (data_prep.atomic): a reader sees the old file or the new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
+    atomic.write_file(str(path), text.encode())
+    return path
+
+
+def write_lines(path: Path, lines: Sequence[str]) -> Path:
+    return write_text(path, "".join(line + "\n" for line in lines))
+
+
+def write_json(path: Path, data) -> None:
+    write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def format_seconds(seconds: float) -> str:
