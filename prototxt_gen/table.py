@@ -214,7 +214,7 @@ MINI = Profile(name="mini", models_dir="models/mini", solvers_dir="solvers/mini"
                fc_width=256, num_classes=10, crop=28, single_scales=(28, 32), jitter=(28, 32),
                data_dir="data/mini", val_images=10_000,
                # the longest stage of `make demo` (demo/plan.py sets each stage's length)
-               recipe=replace(PAPER_RECIPE, max_iter=1_400),
+               recipe=replace(PAPER_RECIPE, max_iter=2_000),
                schedule=Schedule(test_interval=100, plateau_patience=2, snapshot=100, display=20))
 PROFILES = {p.name: p for p in (PAPER, MINI)}
 
