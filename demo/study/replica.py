@@ -294,7 +294,10 @@ def main(argv=None) -> int:
                "--workers", str(args.workers)]
         workers = [subprocess.Popen(cmd + ["--part", str(k)]) for k in range(args.workers)]
         return max(w.wait() for w in workers)
-    data = Data(args.source, "cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        data = Data(args.source, "cuda" if torch.cuda.is_available() else "cpu")
+    except fashion_mnist.IdxError as exc:
+        p.error(str(exc))
     for k, trial in enumerate(trials):
         if k % args.workers != (args.part or 0):
             continue

@@ -148,3 +148,13 @@ def test_a_trials_file_that_is_not_json_is_a_one_line_error(tmp_path, capsys):
         replica.main([str(bad), "--out", str(tmp_path / "out.jsonl")])
     assert exit_info.value.code != 0
     assert "cannot read trials" in capsys.readouterr().err
+
+
+def test_missing_fashion_mnist_is_a_one_line_error(tmp_path, capsys):
+    trials = tmp_path / "trials.jsonl"
+    trials.write_text(json.dumps(dict(name="t", d_its=1)) + "\n")
+    with pytest.raises(SystemExit) as exit_info:
+        replica.main([str(trials), "--out", str(tmp_path / "out.jsonl"), "--source", str(tmp_path / "none")])
+    assert exit_info.value.code != 0
+    assert "not found" in capsys.readouterr().err
+    assert not (tmp_path / "out.jsonl").exists()
