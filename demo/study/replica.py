@@ -10,7 +10,7 @@ GPU, many trials at once. What it shares with the demo:
   pools that round up), with the mini profile's size knobs replaced where a trial asks;
 * Caffe's "xavier" filler with variance_norm AVERAGE, U(+-sqrt(3 / ((fan_in + fan_out) / 2))), biases 0;
 * patch 0005's data layer: each Fashion-MNIST image rescaled to a smallest side S drawn from the
-  regime's range (OpenCV's INTER_CUBIC upwards, as `data_prep.convert`), a random crop, a random
+  regime's range (`data_prep.convert.rescale`, the LMDBs' pixels), a random crop, a random
   mirror, the mean grey level subtracted (the PCA colour shift of grey images, a few hundredths of
   a grey level, is left out);
 * the recipe (`table.Recipe`): SGD with momentum, weight decay on weights only, dropout, lr 0.01
@@ -44,14 +44,13 @@ import sys
 import time
 from dataclasses import replace
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from bench.torch_vgg import build
-from data_prep import fashion_mnist
+from data_prep import convert, fashion_mnist
 from prototxt_gen import table
 
 RECIPE = table.MINI.recipe
@@ -76,9 +75,10 @@ def xavier_(model: nn.Module) -> None:
             nn.init.zeros_(layer.bias)
 
 
-def copy_from_a(d_net: nn.Sequential, a_net: nn.Sequential, config: table.Config) -> list[str]:
+def copy_from_a(d_net: nn.Sequential, a_net: nn.Sequential, config: table.Config,
+                profile: table.Profile = table.MINI) -> list[str]:
     """Sec. 3.1: the deeper net starts from A's first four convs and three FC layers."""
-    mapping = table.layers_from_a(config)
+    mapping = table.layers_from_a(config, profile)
     for target, source in mapping.items():
         getattr(d_net, target).load_state_dict(getattr(a_net, source).state_dict())
     return sorted(mapping)
@@ -122,31 +122,28 @@ class Plateau:
 
 
 def rescale(images: np.ndarray, side: int) -> np.ndarray:
-    if side == images.shape[1]:
-        return images.copy()
-    method = cv2.INTER_CUBIC if side > images.shape[1] else cv2.INTER_AREA
-    return np.stack([cv2.resize(im, (side, side), interpolation=method) for im in images])
+    """A stack of square images, each rescaled as vgg-data stores it (a new array)."""
+    return np.stack([convert.rescale(image, side) for image in images])
 
 
 class Data:
     """Fashion-MNIST on the device, rescaled on demand to the sides a trial draws or tests at."""
 
     def __init__(self, source: str, device: str):
-        train, self.train_labels = fashion_mnist.load_split(source, "train")
-        test, self.test_labels = fashion_mnist.load_split(source, "test")
+        train, train_labels = fashion_mnist.load_split(source, "train")
+        test, test_labels = fashion_mnist.load_split(source, "test")
         self.device = device
         self.mean = float(train.mean())
         self.raw = {"train": train, "test": test}
-        self.train_labels = torch.tensor(self.train_labels, dtype=torch.long, device=device)
-        self.test_labels = torch.tensor(self.test_labels, dtype=torch.long, device=device)
-        self._sides: dict = {}
+        self.train_labels = torch.tensor(train_labels, dtype=torch.long, device=device)
+        self.test_labels = torch.tensor(test_labels, dtype=torch.long, device=device)
+        self._test_by_side: dict[int, torch.Tensor] = {}
         self._range = None
 
     def test_images(self, side: int) -> torch.Tensor:
-        key = ("test", side)
-        if key not in self._sides:
-            self._sides[key] = torch.tensor(rescale(self.raw["test"], side), device=self.device)
-        return self._sides[key]
+        if side not in self._test_by_side:
+            self._test_by_side[side] = torch.tensor(rescale(self.raw["test"], side), device=self.device)
+        return self._test_by_side[side]
 
     def _train_stack(self, smin: int, smax: int) -> torch.Tensor:
         """Every side in [smin, smax], zero-padded to smax: one tensor to gather crops from."""
@@ -258,7 +255,7 @@ def run_trial(trial: dict, data: Data) -> dict:
     d_net = build(d_config, profile).to(data.device)
     xavier_(d_net)
     if trial.get("from_a", True):
-        copy_from_a(d_net, a_net, d_config)
+        copy_from_a(d_net, a_net, d_config, profile)
     result["d_log"] = []
     result["d_loss"] = train(d_net, data, gen, trial["d_its"], lr, batch, tuple(trial.get("d_scale", (crop, crop))),
                              crop, trial.get("sched", {}), result["d_log"])
