@@ -238,6 +238,25 @@ def evaluate(net, data: Data, scales: list[int], profile: table.Profile, config:
     return out
 
 
+TRIAL_KEYS = {"name", "d_its", "seed", "div", "fc", "dropout", "crop", "batch", "lr", "a_its", "a_scale", "d_scale",
+              "sched", "from_a", "qs", "j_its", "j_scale", "j_qs", "j_lr"}
+
+
+def trial_problem(trial) -> str | None:
+    """What makes a trial unrunnable, checked before any runs (a typo would otherwise be ignored,
+    or fail after earlier trials had taken their minutes)."""
+    if not isinstance(trial, dict):
+        return "not a JSON object"
+    missing = [k for k in ("name", "d_its") if k not in trial]
+    unknown = sorted(set(trial) - TRIAL_KEYS)
+    if missing or unknown:
+        return "; ".join(filter(None, [missing and f"missing {', '.join(missing)}",
+                                       unknown and f"unknown {', '.join(unknown)}"]))
+    if trial.get("j_its") and not ("j_scale" in trial and "j_qs" in trial):
+        return "j_its needs j_scale and j_qs"
+    return None
+
+
 def run_trial(trial: dict, data: Data) -> dict:
     start = time.time()
     seed = trial.get("seed", 0)
@@ -286,6 +305,10 @@ def main(argv=None) -> int:
             trials = [json.loads(line) for line in f if line.strip()]
     except (OSError, ValueError) as exc:
         p.error(f"cannot read trials from {args.trials}: {exc}")
+    for number, trial in enumerate(trials, 1):
+        problem = trial_problem(trial)
+        if problem:
+            p.error(f"{args.trials}, trial {number}: {problem}")
     if args.part is None and args.workers > 1:
         cmd = [sys.executable, "-m", "demo.study.replica", args.trials, "--out", args.out, "--source", args.source,
                "--workers", str(args.workers)]

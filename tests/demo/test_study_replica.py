@@ -158,3 +158,20 @@ def test_missing_fashion_mnist_is_a_one_line_error(tmp_path, capsys):
     assert exit_info.value.code != 0
     assert "not found" in capsys.readouterr().err
     assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("trial, message", [
+    (dict(name="t"), "missing d_its"),
+    (dict(name="t", d_its=1, d_scle=[28, 32]), "unknown d_scle"),
+    (dict(name="t", d_its=1, j_its=1), "j_its needs j_scale and j_qs"),
+    ([1, 2], "not a JSON object"),
+])
+def test_an_unrunnable_trial_is_refused_before_any_trial_runs(tmp_path, capsys, trial, message):
+    trials = tmp_path / "trials.jsonl"
+    trials.write_text(json.dumps(dict(name="ok", d_its=1)) + "\n" + json.dumps(trial) + "\n")
+    with pytest.raises(SystemExit) as exit_info:
+        replica.main([str(trials), "--out", str(tmp_path / "out.jsonl"), "--source", str(tmp_path / "none")])
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err
+    assert "trial 2: " + message in err and "not found" not in err  # refused before the data are read
+    assert not (tmp_path / "out.jsonl").exists()
