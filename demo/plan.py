@@ -1,7 +1,7 @@
 """What `make demo` runs: the stages of Sec. 3.1-4 on the reduced profile, and how long each is.
 
 The architecture, recipe and scales come from prototxt_gen.table (profile MINI: widths / 8,
-FC 256, crop 28 = 224 / 8, S = 28 and 32, S in [28, 32], 10 classes; see its comment).
+FC 256, crop 28 = 224 / 8, S = 28 and 32, S in [28, 32], batch 64, 10 classes; see its comment).
 What is the demo's own choice lives here: how many iterations each training stage runs, how
 many validation images Caffe tests on while it trains, and how many test images the
 multi-crop protocol scores. `FULL` is `make demo`; `QUICK` is the shortened run of the tests
@@ -11,7 +11,7 @@ The training chain follows table.regimes(): A at the first fixed S from random i
 A's layers (vgg-init-from-a) at the first fixed S; then each later regime of the plan
 fine-tunes the previous one's final weights at the fine-tuning learning rate (the table's
 S=32, then S in [28, 32], as the paper's S=384 then [256, 512]; FULL leaves S=32 out). Stage
-lengths are counted in SGD iterations of the paper's batch of 256.
+lengths are counted in SGD iterations of the profile's batch (64 images; the paper's is 256).
 """
 from __future__ import annotations
 
@@ -45,8 +45,8 @@ class Plan:
     test_interval: int
     snapshot: int
     display: int
-    net_batch: int  # the prototxt batch; iter_size makes up the paper's 256
-    iter_size: int | None  # None: the generator's (256 / net_batch); QUICK overrides it to stay small
+    net_batch: int  # the prototxt batch; iter_size makes up the profile's batch
+    iter_size: int | None  # None: the generator's (profile batch / net_batch); QUICK overrides it to stay small
     eval_batch: int  # vgg-eval --batch-size (crops' worth of pixels per forward pass)
     multicrop_images: int  # multi-crop (150 crops per image) scores the first N test images
     timing_batch: int
@@ -81,13 +81,13 @@ FULL = Plan(
     # The chain is shortened: the table's S=32 stage (the paper's S=384 one) is left out and the
     # jittered net is fine-tuned from the S=28 one; in this budget a short S=32 stage only moved
     # the net away from the whole-image scale Q=28 where it is tested best (demo/README.md).
-    train=(TrainStage("A", FIRST, 250),
-           TrainStage("D", FIRST, 2000),
-           TrainStage("D", JITTERED, 200)),
+    train=(TrainStage("A", FIRST, 1000),
+           TrainStage("D", FIRST, 10000),
+           TrainStage("D", JITTERED, 800)),
     val_images=2000,
-    test_interval=100,
-    snapshot=100,
-    display=20,
+    test_interval=PROFILE.schedule.test_interval,
+    snapshot=PROFILE.schedule.snapshot,
+    display=PROFILE.schedule.display,
     net_batch=64,
     iter_size=None,
     eval_batch=64,

@@ -29,6 +29,8 @@ from .curves import read_log, write_png
 from .stages import EVAL_ENV, format_seconds, write_text
 
 DATASET = "Fashion-MNIST test"
+FASHION_MNIST_TRAIN = 60_000
+ILSVRC12_TRAIN = 1_281_167  # ILSVRC-2012 train; Sec. 3.1 agrees: 370K iterations x 256 = 74 epochs
 LABEL = "mini profile on Fashion-MNIST"
 # The paper's figures (PAPER.md, Tables 3-6) for rows with a full-size analogue: (top-1, top-5).
 PAPER_TABLE4 = {("D", "256"): (26.6, 8.6), ("D", "384"): (26.5, 8.6), ("D", "[256;512]"): (24.8, 7.5)}
@@ -294,6 +296,14 @@ def per_scale(demo, runs: list[post.Posteriors], profile: table.Profile) -> list
             "|---|---|---|---|---|---|", *lines, ""]
 
 
+def _batch_deviation(profile: table.Profile, train_images: int) -> str:
+    paper = table.PAPER_RECIPE.batch
+    return (f"- Batch {profile.recipe.batch}, not {paper}: the paper's batch makes "
+            f"{ILSVRC12_TRAIN // paper:,} steps an epoch of ILSVRC-2012's {ILSVRC12_TRAIN:,} images, but "
+            f"{train_images // paper:,} of these {train_images:,}; batch {profile.recipe.batch} makes "
+            f"{train_images // profile.recipe.batch:,} (`table.MINI` says what each gave).")
+
+
 def _scales_deviation(profile: table.Profile, runs: list[post.Posteriors]) -> str:
     m4, m5 = _map_sizes(profile)
     p4, p5 = _map_sizes(table.PAPER)
@@ -342,7 +352,7 @@ def _chain(demo) -> list[str]:
         top1 = info.get("final_top1")
         out.append(f"1. `caffe train` **{stage.config}** at S={'%d' % lo if lo == hi else f'[{lo}, {hi}]'}: "
                    f"{stage.iterations} iterations x {demo.plan.images_per_iteration} = {seen:,} images "
-                   f"({seen / (demo.plan.train_images or 60000):.1f} epochs), lr {regime.base_lr:g} "
+                   f"({seen / (demo.plan.train_images or FASHION_MNIST_TRAIN):.1f} epochs), lr {regime.base_lr:g} "
                    f"(plateau /10), from `{Path(start).name if info.get('start') else start}`"
                    + (f"; last validation top-1 {100 * top1:.1f}% (centre crop, Q={regime.test_scale}, "
                       f"first {demo._val_images()} test images)" if top1 is not None else ""))
@@ -384,7 +394,7 @@ def markdown(demo, rows: list[Row], runs: list[post.Posteriors], curves: list[tu
             f"{profile.single_scales[1]} and [{profile.jitter[0]}, {profile.jitter[1]}], {profile.num_classes} classes: "
             f"A {table.param_count(a, profile):,} and D {table.param_count(d, profile):,} parameters. "
             f"Recipe of Sec. 3.1: batch {plan.images_per_iteration} ({plan.net_batch} x iter_size "
-            f"{plan.images_per_iteration // plan.net_batch}; the paper's {profile.recipe.batch}), momentum "
+            f"{plan.images_per_iteration // plan.net_batch}; the paper's {table.PAPER_RECIPE.batch}), momentum "
             f"{profile.recipe.momentum}, "
             f"weight decay {profile.recipe.weight_decay}, dropout {profile.recipe.dropout}, lr "
             f"{profile.recipe.base_lr} / fine-tuning {profile.recipe.finetune_lr}, divided by 10 on a validation "
@@ -394,6 +404,7 @@ def markdown(demo, rows: list[Row], runs: list[post.Posteriors], curves: list[tu
             _scales_deviation(profile, runs),
             "- Weights are Glorot-initialised: the paper's N(0, 0.01) does not train at width / 8 "
             "(table.gaussian_gain); Sec. 3.1 notes that Glorot's init works too.",
+            _batch_deviation(profile, demo.plan.train_images or FASHION_MNIST_TRAIN),
             f"- Caffe validates during training on the first {demo._val_images()} test images (the plateau "
             "schedule reads them), in LMDBs of their own so that every pass reads the same images: "
             "Fashion-MNIST has no separate validation set, and the paper too reports on the ILSVRC val set.",

@@ -64,7 +64,8 @@ def _notes(config, profile, options) -> list[str]:
         f"(the paper names one); the L2 penalty ({number(recipe.weight_decay)}) on weights only.",
         f"**Plateau detection.** The paper divides the lr by 10 \"when the validation set accuracy stopped "
         f"improving\" without saying how that was measured. Here Caffe tests the whole validation LMDB every "
-        f"{schedule.test_interval} iterations (about one ILSVRC epoch) on the centre {profile.crop} crop at "
+        f"{schedule.test_interval} iterations ({schedule.test_interval * recipe.batch:,} images; an ILSVRC "
+        f"epoch is 1.28 M) on the centre {profile.crop} crop at "
         f"the regime's single scale Q, and divides after {schedule.plateau_patience} evaluations without a "
         f"top-1 gain of {number(schedule.plateau_min_delta)}, at most {recipe.lr_drops} times, up to "
         f"{recipe.max_iter} iterations. `--lr-policy multistep` writes fixed drops instead.",
@@ -79,7 +80,8 @@ def _notes(config, profile, options) -> list[str]:
         f"S{profile.jitter[1]} LMDB, so it only ever downsamples.",
         f"**Mean and PCA**: {options.stats_source}.",
         "**Multi-GPU.** The prototxt batch is per GPU; Caffe averages gradients over GPUs and over "
-        "`iter_size`, so GPUS x batch x iter_size = 256 is the paper's batch (Sec. 3.3).",
+        f"`iter_size`, so GPUS x batch x iter_size = {recipe.batch} is one step of the recipe's batch "
+        f"(Sec. 3.3{'' if recipe.batch == table.PAPER_RECIPE.batch else f'; the paper batches {table.PAPER_RECIPE.batch}'}).",
         "**Validation during training** is Caffe's single centre crop; the paper's tables use dense and "
         "multi-crop evaluation (`deploy_dense.prototxt`, `vgg-eval`).",
     ]
@@ -132,7 +134,8 @@ def model_readme(config: table.Config, profile: table.Profile, options) -> str:
         source=config.source, weight_layers=config.weight_layers, lrn=config.lrn,
         generated=generate.generate_command(config, profile),
         profile_note="" if paper else (f"Reduced-size profile `{profile.name}`: widths / {profile.width_divisor}, "
-                                       f"FC {profile.fc_width}, crop {profile.crop}, {profile.num_classes} classes. "
+                                       f"FC {profile.fc_width}, crop {profile.crop}, batch {profile.recipe.batch}, "
+                                       f"{profile.num_classes} classes. "
                                        "Not the paper's network."),
         stacks=stacks, crop=profile.crop, fc_width=profile.fc_width, num_classes=profile.num_classes,
         params=f"{table.param_count(config, profile):,}",

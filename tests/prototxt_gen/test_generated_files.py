@@ -81,7 +81,7 @@ def test_mini_profile_files_never_overwrite_the_papers(tmp_path):
     t = by_name(tv, "data", caffe_pb2.TRAIN)
     assert (t.transform_param.crop_size, t.transform_param.smallest_side_min, t.transform_param.smallest_side_max) \
         == (table.MINI.crop, lo, hi)
-    assert t.data_param.source == f"data/mini/train/S{hi}_lmdb" and t.data_param.batch_size == 256
+    assert t.data_param.source == f"data/mini/train/S{hi}_lmdb" and t.data_param.batch_size == table.MINI.recipe.batch
     assert by_name(tv, "fc8").inner_product_param.num_output == 10
     assert "Not the paper's network" in (tmp_path / "models/mini/D/readme.md").read_text()
 
