@@ -213,14 +213,14 @@ MINI = Profile(name="mini", models_dir="models/mini", solvers_dir="solvers/mini"
                # test Q stays 28-32, where the score map is one window over the whole image.
                fc_width=256, num_classes=10, crop=28, single_scales=(28, 32), jitter=(28, 32),
                data_dir="data/mini", val_images=10_000,
-               # Batch 64: the paper's 256 makes 5,000 steps an epoch of ILSVRC's 1.28 M images, but only
-               # 234 of Fashion-MNIST's 60,000. On the same 512,000 images, D at batch 64 (8,000-10,000
-               # steps) scored 89.5-90.3% under multi-scale testing, at 256 (2,000 steps) 86.5-88.2%.
+               # Batch 64: the paper's 256 makes 5,004 steps an epoch of ILSVRC's 1.28 M images, but only
+               # 234 of Fashion-MNIST's 60,000. D at batch 64 scored 88.9-90.3% under multi-scale testing
+               # (8,000-10,000 steps, 6 runs, demo/README.md), at 256 86.5-88.2% (2,000 steps, 5 runs).
                # max_iter: the longest stage of `make demo` (demo/plan.py sets each stage's length).
                recipe=replace(PAPER_RECIPE, batch=64, max_iter=10_000),
-               # A test every 25,600 images, 0.43 epochs. The first lr drop decides D's accuracy in this
-               # short run: drops after 3,200-4,400 steps (patience 2 or 3 on 2,000 noisy validation
-               # images) gave 88.9-89.6%, drops after 7,600-9,200 steps (patience 3, 4) 90.1-90.3%.
+               # A test every 25,600 images, 0.43 epochs. Patience on the 2,000 validation images
+               # (0.7 points of noise): at 2 the first lr drop came after 3,200 steps (88.9%), at 3
+               # after 4,400-7,200 (89.5-90.3%), at 4 after 5,200-9,200 (90.05%, 90.10%).
                schedule=Schedule(test_interval=400, plateau_patience=4, snapshot=400, display=80))
 PROFILES = {p.name: p for p in (PAPER, MINI)}
 
