@@ -82,7 +82,7 @@ FULL = Plan(
     # jittered net is fine-tuned from the S=28 one; in this budget a short S=32 stage only moved
     # the net away from the whole-image scale Q=28 where it is tested best (demo/README.md).
     train=(TrainStage("A", FIRST, 1000),
-           TrainStage("D", FIRST, 10000),
+           TrainStage("D", FIRST, 16000),
            TrainStage("D", JITTERED, 800)),
     val_images=2000,
     test_interval=PROFILE.schedule.test_interval,
