@@ -146,6 +146,9 @@ def test_report_tables_are_filled_with_numbers(demo_run):
     _, out = demo_run
     text = (out / "report.md").read_text()
     assert "mini profile on Fashion-MNIST" in text and "QUICK" in text
+    # the batch the run took, the paper's beside it, and the profile's batch named as a deviation
+    assert f"batch {QUICK.images_per_iteration} ({QUICK.net_batch} x iter_size 1; the paper's 256)" in text
+    assert f"- Batch {table.MINI.recipe.batch}, not 256: " in text
     for number in (3, 4, 5, 6):
         section = re.split(r"\n#", text.split(f"### Table {number}:")[1])[0]
         rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line][1:]
