@@ -30,7 +30,6 @@ from .stages import EVAL_ENV, format_seconds, write_text
 
 DATASET = "Fashion-MNIST test"
 FASHION_MNIST_TRAIN = 60_000
-ILSVRC12_TRAIN = 1_281_167  # ILSVRC-2012 train; Sec. 3.1 agrees: 370K iterations x 256 = 74 epochs
 LABEL = "mini profile on Fashion-MNIST"
 # The paper's figures (PAPER.md, Tables 3-6) for rows with a full-size analogue: (top-1, top-5).
 PAPER_TABLE4 = {("D", "256"): (26.6, 8.6), ("D", "384"): (26.5, 8.6), ("D", "[256;512]"): (24.8, 7.5)}
@@ -299,7 +298,7 @@ def per_scale(demo, runs: list[post.Posteriors], profile: table.Profile) -> list
 def _batch_deviation(profile: table.Profile, train_images: int) -> str:
     paper = table.PAPER_RECIPE.batch
     return (f"- Batch {profile.recipe.batch}, not {paper}: the paper's batch makes "
-            f"{ILSVRC12_TRAIN // paper:,} steps an epoch of ILSVRC-2012's {ILSVRC12_TRAIN:,} images, but "
+            f"{table.ILSVRC12_TRAIN // paper:,} steps an epoch of ILSVRC-2012's {table.ILSVRC12_TRAIN:,} images, but "
             f"{train_images // paper:,} of these {train_images:,}; batch {profile.recipe.batch} makes "
             f"{train_images // profile.recipe.batch:,} (`table.MINI` says what each gave).")
 

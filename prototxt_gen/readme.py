@@ -46,6 +46,7 @@ def _commands(config, profile, options) -> list[str]:
 
 def _notes(config, profile, options) -> list[str]:
     recipe, schedule = profile.recipe, profile.schedule
+    paper_batch = "" if recipe.batch == table.PAPER_RECIPE.batch else f"; the paper batches {table.PAPER_RECIPE.batch}"
     widest = max(table.conv_layers(config, profile), key=lambda c: c.kernel ** 2 * c.in_channels)
     fan_in = widest.kernel ** 2 * widest.in_channels
     literal = fan_in * 1e-2 / 2
@@ -65,7 +66,7 @@ def _notes(config, profile, options) -> list[str]:
         f"**Plateau detection.** The paper divides the lr by 10 \"when the validation set accuracy stopped "
         f"improving\" without saying how that was measured. Here Caffe tests the whole validation LMDB every "
         f"{schedule.test_interval} iterations ({schedule.test_interval * recipe.batch:,} images; an ILSVRC "
-        f"epoch is 1.28 M) on the centre {profile.crop} crop at "
+        f"epoch is {table.ILSVRC12_TRAIN / 1e6:.2f} M) on the centre {profile.crop} crop at "
         f"the regime's single scale Q, and divides after {schedule.plateau_patience} evaluations without a "
         f"top-1 gain of {number(schedule.plateau_min_delta)}, at most {recipe.lr_drops} times, up to "
         f"{recipe.max_iter} iterations. `--lr-policy multistep` writes fixed drops instead.",
@@ -81,7 +82,7 @@ def _notes(config, profile, options) -> list[str]:
         f"**Mean and PCA**: {options.stats_source}.",
         "**Multi-GPU.** The prototxt batch is per GPU; Caffe averages gradients over GPUs and over "
         f"`iter_size`, so GPUS x batch x iter_size = {recipe.batch} is one step of the recipe's batch "
-        f"(Sec. 3.3{'' if recipe.batch == table.PAPER_RECIPE.batch else f'; the paper batches {table.PAPER_RECIPE.batch}'}).",
+        f"(Sec. 3.3{paper_batch}).",
         "**Validation during training** is Caffe's single centre crop; the paper's tables use dense and "
         "multi-crop evaluation (`deploy_dense.prototxt`, `vgg-eval`).",
     ]

@@ -155,6 +155,9 @@ class Recipe:
 PAPER_RECIPE = Recipe()
 
 
+ILSVRC12_TRAIN = 1_281_167  # ILSVRC-2012's training images; Sec. 3.1: 370K iterations x 256 = 74 epochs
+
+
 @dataclass(frozen=True)
 class Schedule:
     """When to test, drop, snapshot: not in the paper, so ours (readme says so)."""
